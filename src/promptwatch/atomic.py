@@ -1,0 +1,148 @@
+"""Durable atomic replacement of a file, serialised by an advisory lock, optionally conditional.
+
+The temp file is created in the target's own directory (so ``os.replace`` is a rename within one
+filesystem, which inotify reports as a move into the target), flushed and fsynced, renamed over the
+target, and the directory is fsynced.  A writer killed at any point leaves the target wholly old
+or wholly new; its temp file is removed by the next write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import ConflictError, WriteError
+from .schema import MAX_DOCUMENT_BYTES, Prompts, parse_document, sha256_hex
+
+__all__ = ["TEMP_PREFIX", "atomic_write", "file_lock", "lock_path", "read_bytes", "write_document"]
+
+TEMP_PREFIX = ".pw-tmp-"
+
+
+def lock_path(target: Path) -> Path:
+    """The advisory lock file that serialises writers of ``target``: ``.NAME.lock`` beside it."""
+    return target.with_name(f".{target.name}.lock")
+
+
+@contextlib.contextmanager
+def file_lock(target: Path) -> Iterator[None]:
+    """Hold the exclusive advisory (``flock``) lock of ``target`` for the duration of the block."""
+    path = lock_path(target)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        raise WriteError(str(target), f"cannot open lock file {path}: {e.strerror}") from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def read_bytes(target: Path) -> bytes | None:
+    """The current content of ``target``, or None when it does not exist."""
+    try:
+        return target.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_temps(directory: Path, name: str) -> None:
+    """Remove temp files that killed writers of ``name`` left behind (we hold the lock)."""
+    prefix = f"{TEMP_PREFIX}{name}."
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(directory):
+            if entry.name.startswith(prefix):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+
+
+def _write_replace(target: Path, data: bytes, *, durable: bool) -> None:
+    directory = target.parent
+    try:
+        st: os.stat_result | None = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{target.name}.", dir=directory)
+    try:
+        try:
+            if st is not None:
+                os.fchmod(fd, stat.S_IMODE(st.st_mode))
+                with contextlib.suppress(PermissionError):
+                    os.fchown(fd, st.st_uid, st.st_gid)
+            else:
+                umask = os.umask(0)
+                os.umask(umask)
+                os.fchmod(fd, 0o666 & ~umask)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        _fsync_dir(directory)
+
+
+def atomic_write(target: Path | str, data: bytes, *, if_match: str | None = None, durable: bool = True) -> str:
+    """Replace ``target`` with ``data`` atomically; return the sha256 of what was written.
+
+    Writers of the same file are serialised by :func:`file_lock`.  With ``if_match`` (the sha256
+    of the content the caller read, or ``""`` for "the file must not exist yet"), the write only
+    happens when the file still has that content; otherwise :class:`ConflictError`, nothing written.
+    A symlinked target is written through: the file it resolves to is replaced.
+    """
+    target = Path(target)
+    if target.is_symlink():
+        target = target.resolve()
+    try:
+        with file_lock(target):
+            _remove_stale_temps(target.parent, target.name)
+            if if_match is not None:
+                current = read_bytes(target)
+                current_sha = sha256_hex(current) if current is not None else ""
+                if current_sha != if_match:
+                    raise ConflictError(str(target), expected=if_match, current=current_sha or None)
+            _write_replace(target, data, durable=durable)
+    except OSError as e:
+        if e.errno == errno.ENOENT and not target.parent.exists():
+            raise WriteError(str(target), f"directory {target.parent} does not exist") from e
+        raise WriteError(str(target), e.strerror or str(e)) from e
+    return sha256_hex(data)
+
+
+def write_document(
+    target: Path | str,
+    data: bytes,
+    *,
+    if_match: str | None = None,
+    limit: int = MAX_DOCUMENT_BYTES,
+    source: str | None = None,
+) -> tuple[str, Prompts]:
+    """Validate ``data`` as a prompts document, then :func:`atomic_write` it.
+
+    Raises :class:`~promptwatch.errors.DocumentError` (nothing written) when invalid.
+    Returns the new sha256 and the validated prompts.
+    """
+    prompts = parse_document(data, source=source or str(target), limit=limit)
+    return atomic_write(target, data, if_match=if_match), prompts

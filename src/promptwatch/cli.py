@@ -1,0 +1,212 @@
+"""The ``promptwatch`` command: check, write, watch, status.
+
+Exit codes: 0 success, 1 invalid document / conflict / startup failure, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .atomic import read_bytes, write_document
+from .errors import PromptwatchError
+from .schema import parse_document, sha256_hex
+from .settings import PromptsSettings
+from .snapshot import HotPrompts, Snapshot
+from .status import read_statuses
+from .watch import WatchMode
+
+__all__ = ["main"]
+
+
+def _err(message: str) -> None:
+    print(f"promptwatch: {message}", file=sys.stderr)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    try:
+        data = sys.stdin.buffer.read() if args.file == "-" else path.read_bytes()
+        prompts = parse_document(data, source="<stdin>" if args.file == "-" else str(path))
+    except OSError as e:
+        _err(f"{path}: {e.strerror}")
+        return 1
+    except PromptwatchError as e:
+        print(e, file=sys.stderr)
+        return 1
+    keys = len(type(prompts).model_fields) + len(prompts.custom)
+    print(f"{args.file}: ok sha256={sha256_hex(data)} bytes={len(data)} keys={keys}")
+    return 0
+
+
+def cmd_write(args: argparse.Namespace) -> int:
+    source = args.source
+    try:
+        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    except OSError as e:
+        _err(f"{source}: {e.strerror}")
+        return 1
+    try:
+        sha, _ = write_document(
+            Path(args.file), data, if_match=args.if_match, source="<stdin>" if source == "-" else source
+        )
+    except PromptwatchError as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(f"{args.file}: written sha256={sha} bytes={len(data)}")
+    return 0
+
+
+def _line(ok: bool, snap: Snapshot, mode: str, *, error: str | None = None, rejected: str | None = None,
+          source: str | None = None) -> dict[str, Any]:
+    return {
+        "ok": ok,
+        "sha256": snap.sha256,
+        "rejected_sha256": rejected,
+        "source": source or snap.source,
+        "loaded_at": snap.loaded_at,
+        "bytes": snap.size,
+        "error": error,
+        "mode": mode,
+        "path": str(snap.path),
+    }
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    settings = PromptsSettings()
+    lock = threading.Lock()
+
+    def emit(record: dict[str, Any]) -> None:
+        if args.json:
+            text = orjson.dumps(record).decode()
+        elif record["ok"]:
+            text = f"loaded sha256={record['sha256'][:12]} source={record['source']} bytes={record['bytes']}"
+        else:
+            text = f"rejected (keeping sha256={record['sha256'][:12]}) source={record['source']}: {record['error']}"
+        with lock:
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    hup = threading.Event()
+    signal.signal(signal.SIGHUP, lambda *_: (hup.set(), stop.set()) and None)
+    interval = (args.interval_ms if args.interval_ms is not None else settings.prompts_reload_interval_ms) / 1000
+    try:
+        prompts = HotPrompts(
+            args.file,
+            service=args.service,
+            status_dir=settings.prompts_status_dir,
+            mode=args.mode or settings.prompts_watch_mode,
+            interval=interval,
+            safety_interval=settings.prompts_safety_interval_ms / 1000,
+        )
+    except PromptwatchError as e:
+        _err(str(e))
+        return 1
+    try:
+        emit(_line(True, prompts.current, prompts.mode))
+        prompts.on_reload(lambda old, new: emit(_line(True, new, prompts.mode)))
+        prompts.on_error(
+            lambda msg, sha, src: emit(_line(False, prompts.current, prompts.mode, error=msg, rejected=sha, source=src))
+        )
+        while True:
+            stop.wait()
+            if hup.is_set() and not prompts._closed:
+                hup.clear()
+                stop.clear()
+                if not prompts.reload("signal"):
+                    emit(_line(True, prompts.current, prompts.mode, source="signal"))
+                continue
+            break
+    finally:
+        prompts.close()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = PromptsSettings()
+    path = Path(os.path.abspath(args.file or settings.prompts_path))
+    status_dir = Path(args.status_dir) if args.status_dir else settings.prompts_status_dir
+    data = read_bytes(path)
+    disk_sha = sha256_hex(data) if data is not None else None
+    consumers = read_statuses(status_dir, path=path)
+    if args.json:
+        out = {
+            "path": str(path),
+            "sha256": disk_sha,
+            "consumers": [
+                {**orjson.loads(c.to_json()), "in_sync": c.sha256 == disk_sha} for c in consumers
+            ],
+        }
+        sys.stdout.write(orjson.dumps(out).decode() + "\n")
+    else:
+        print(f"{path}: sha256={disk_sha[:12] if disk_sha else 'missing'}")
+        if not consumers:
+            print(f"  no live consumers (status directory {status_dir})")
+        for c in consumers:
+            state = "in sync" if c.sha256 == disk_sha else f"STALE on {(c.sha256 or '?')[:12]}"
+            age = time.time() - (c.loaded_at or 0)
+            line = f"  {c.service} pid={c.pid} {state} mode={c.mode} loaded {age:.0f}s ago"
+            if c.last_error:
+                line += f" last_error={c.last_error}"
+            print(line)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="promptwatch", description="Validated atomic prompts with hot reload.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check", help="validate a prompts file (like nginx -t)")
+    p.add_argument("file", help="the prompts file, or - for stdin")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("write", help="validate and atomically write a prompts file")
+    p.add_argument("file")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--from", dest="source", metavar="SRC", help="read the new content from SRC")
+    src.add_argument("-", dest="source", action="store_const", const="-", help="read the new content from stdin")
+    p.add_argument("--if-match", metavar="SHA256", help="write only if the file still has this sha256")
+    p.set_defaults(func=cmd_write)
+
+    p = sub.add_parser("watch", help="run a consumer and print one line per load attempt")
+    p.add_argument("file")
+    p.add_argument("--mode", choices=[m.value for m in WatchMode])
+    p.add_argument("--interval-ms", type=int, metavar="N", help="poll interval (default PROMPTS_RELOAD_INTERVAL_MS)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--service", default="promptwatch-watch", help="name reported in the status directory")
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("status", help="which live consumer runs which version")
+    p.add_argument("file", nargs="?", help="the prompts file (default PROMPTS_PATH)")
+    p.add_argument("--status-dir", help="default PROMPTS_STATUS_DIR")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.command != "watch" or args.json else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        result: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Typed errors of promptwatch.
+
+Every error names the place it is about: a file with line and column, a field path, or the
+path of the file that could not be written.  Library code raises these; only the command-line
+``main()`` functions map them to exit codes.
+
+Hierarchy::
+
+    PromptwatchError
+    ├── DocumentError            the prompts document is not acceptable
+    │   ├── DocumentSyntaxError  not JSON / not UTF-8            (FILE:LINE:COL: message)
+    │   ├── DocumentSchemaError  JSON, but fails the schema      (field path: message, one per error)
+    │   └── DocumentTooLargeError  over the size limit
+    ├── ConflictError            conditional write: the file changed since it was read
+    ├── WriteError               the atomic write failed (I/O); the target is untouched
+    └── StartupError             a consumer cannot start (no valid prompts at start, bad settings)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "ConflictError",
+    "DocumentError",
+    "DocumentSchemaError",
+    "DocumentSyntaxError",
+    "DocumentTooLargeError",
+    "FieldError",
+    "PromptwatchError",
+    "StartupError",
+    "WriteError",
+]
+
+
+class PromptwatchError(Exception):
+    """Base class of every error promptwatch raises."""
+
+
+class DocumentError(PromptwatchError):
+    """The prompts document cannot be accepted.  ``source`` names the file (or ``<stdin>``)."""
+
+    def __init__(self, message: str, *, source: str) -> None:
+        super().__init__(message)
+        self.source = source
+
+
+class DocumentSyntaxError(DocumentError):
+    """Not valid UTF-8 JSON.  ``str()`` reads ``FILE:LINE:COL: message``."""
+
+    def __init__(self, msg: str, *, source: str, line: int, col: int) -> None:
+        self.msg = msg
+        self.line = line
+        self.col = col
+        super().__init__(f"{source}:{line}:{col}: {msg}", source=source)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One schema violation: ``loc`` is the JSON path (``fillers[2]``), ``msg`` the reason."""
+
+    loc: str
+    msg: str
+
+    def __str__(self) -> str:
+        return f"{self.loc}: {self.msg}"
+
+
+class DocumentSchemaError(DocumentError):
+    """Valid JSON that fails the prompts schema; ``errors`` lists every violation with its path."""
+
+    def __init__(self, errors: list[FieldError], *, source: str) -> None:
+        self.errors = errors
+        lines = "; ".join(str(e) for e in errors)
+        super().__init__(f"{source}: {lines}", source=source)
+
+
+class DocumentTooLargeError(DocumentError):
+    """The document exceeds the size limit."""
+
+    def __init__(self, size: int, limit: int, *, source: str) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"{source}: document is {size} bytes, the limit is {limit}", source=source)
+
+
+class ConflictError(PromptwatchError):
+    """A conditional write found different content on disk than the writer had read."""
+
+    def __init__(self, path: str, *, expected: str, current: str | None) -> None:
+        self.path = path
+        self.expected = expected
+        self.current = current
+        now = current[:12] if current else "no file"
+        super().__init__(f"{path}: changed since it was read (expected sha256 {expected[:12]}, found {now})")
+
+
+class WriteError(PromptwatchError):
+    """The atomic write failed; the target keeps its previous content."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: write failed: {reason}")
+
+
+class StartupError(PromptwatchError):
+    """A consumer cannot start: no valid prompts at start, or unusable settings."""

@@ -1,0 +1,237 @@
+"""Hot prompts: an immutable snapshot, published with one reference assignment, last known good.
+
+    prompts = HotPrompts("/etc/metrotech/prompts.json", service="metrotech-bot")
+    snap = prompts.current          # lock-free; pin it for a whole call
+    snap.prompts.greeting, snap.sha256, snap.source
+    prompts.on_reload(lambda old, new: ...)
+    prompts.reload("signal")        # SIGHUP
+    prompts.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from .errors import DocumentError, PromptwatchError, StartupError
+from .reload import Reloader
+from .schema import MAX_DOCUMENT_BYTES, Prompts, parse_document, sha256_hex
+from .status import ConsumerStatus, default_status_dir, process_start_ticks, remove_status, write_status
+from .watch import WatchMode
+
+__all__ = ["ErrorCallback", "HotPrompts", "ReloadCallback", "Snapshot", "Source"]
+
+logger = logging.getLogger("promptwatch")
+
+Source = Literal["startup", "inotify", "poll", "signal", "manual"]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One validated version of the prompts.  Never mutated: a reload makes a new one."""
+
+    prompts: Prompts
+    sha256: str
+    size: int
+    mtime: float
+    loaded_at: float
+    source: str
+    path: Path
+
+    @property
+    def short(self) -> str:
+        return self.sha256[:8]
+
+
+ReloadCallback = Callable[[Snapshot, Snapshot], None]
+ErrorCallback = Callable[[str, str | None, str], None]
+"""``on_error(message, rejected_sha256 or None, source)``"""
+
+
+class HotPrompts(Reloader):
+    """Keeps the current :class:`Snapshot` of a prompts file, reloading it on every change."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        service: str | None = None,
+        status_dir: Path | None = None,
+        hot_reload: bool = True,
+        mode: WatchMode | str | None = None,
+        interval: float = 1.5,
+        safety_interval: float = 30.0,
+        limit: int = MAX_DOCUMENT_BYTES,
+        on_reload: ReloadCallback | None = None,
+    ) -> None:
+        super().__init__(
+            Path(os.path.abspath(path)),
+            hot_reload=hot_reload,
+            mode=mode,
+            interval=interval,
+            safety_interval=safety_interval,
+        )
+        self.service = service
+        self.status_dir = (status_dir or default_status_dir()) if service else None
+        self.limit = limit
+        self.last_error: str | None = None
+        self._bad_sha: str | None = None
+        self._missing_warned = False
+        self._callbacks: list[ReloadCallback] = [on_reload] if on_reload else []
+        self._error_callbacks: list[ErrorCallback] = []
+        self._published = threading.Condition()
+        self._started_at = time.time()
+        self._proc_start = process_start_ticks(os.getpid())
+        try:
+            data, mtime = self._read()
+            if data is None:
+                raise StartupError(f"{self.path}: prompts file not found")
+            prompts = parse_document(data, source=str(self.path), limit=limit)
+        except DocumentError as e:
+            raise StartupError(f"invalid prompts at startup: {e}") from e
+        except OSError as e:
+            raise StartupError(f"{self.path}: cannot read prompts: {e.strerror}") from e
+        self._snapshot = Snapshot(prompts, sha256_hex(data), len(data), mtime, time.time(), "startup", self.path)
+        logger.info("prompts loaded sha=%s source=startup bytes=%d path=%s", self._snapshot.short, len(data), self.path)
+        try:
+            self._start_watching()
+        except OSError as e:
+            raise StartupError(f"cannot watch {self.path.parent}: {e.strerror or e}") from e
+        self._publish_status()
+
+    @property
+    def current(self) -> Snapshot:
+        """The current snapshot.  Lock-free; keep the object to pin one version."""
+        return self._snapshot
+
+    def on_reload(self, callback: ReloadCallback) -> ReloadCallback:
+        """Call ``callback(old, new)`` (in the reload thread) after each new snapshot is published."""
+        self._callbacks.append(callback)
+        return callback
+
+    def on_error(self, callback: ErrorCallback) -> ErrorCallback:
+        """Call ``callback(message, sha, source)`` when a changed file is rejected (once per content)."""
+        self._error_callbacks.append(callback)
+        return callback
+
+    def wait_for(self, predicate: Callable[[Snapshot], bool], timeout: float) -> Snapshot | None:
+        """Block until the current snapshot satisfies ``predicate`` or ``timeout`` seconds pass."""
+        with self._published:
+            if self._published.wait_for(lambda: predicate(self._snapshot), timeout):
+                return self._snapshot
+        return None
+
+    def _read(self) -> tuple[bytes | None, float]:
+        try:
+            with open(self.path, "rb") as f:
+                mtime = os.fstat(f.fileno()).st_mtime
+                data = f.read(self.limit + 1)
+        except FileNotFoundError:
+            return None, 0.0
+        return data, mtime
+
+    def _load(self, source: str, hint_at: float | None) -> bool:
+        try:
+            data, mtime = self._read()
+        except OSError as e:
+            self._fail(f"{self.path}: cannot read: {e.strerror}", None, source)
+            return False
+        if data is None:
+            if not self._missing_warned:
+                self._missing_warned = True
+                logger.warning("prompts file %s is missing; keeping sha=%s", self.path, self._snapshot.short)
+            return False
+        self._missing_warned = False
+        sha = sha256_hex(data)
+        if sha == self._snapshot.sha256:
+            if self.last_error is not None:
+                self._clear_error()
+            return False
+        try:
+            prompts = parse_document(data, source=str(self.path), limit=self.limit)
+        except DocumentError as e:
+            self._fail(str(e), sha, source)
+            return False
+        old = self._snapshot
+        new = Snapshot(prompts, sha, len(data), mtime, time.time(), source, self.path)
+        with self._published:
+            self._snapshot = new  # the one reference assignment that publishes
+            self._published.notify_all()
+        latency_ms = (time.monotonic() - hint_at) * 1000 if hint_at is not None else 0.0
+        self.last_error = self._bad_sha = None
+        logger.info(
+            "prompts reloaded sha=%s source=%s bytes=%d latency_ms=%.1f previous=%s",
+            new.short,
+            source,
+            len(data),
+            latency_ms,
+            old.short,
+        )
+        self._publish_status()
+        for callback in list(self._callbacks):
+            try:
+                callback(old, new)
+            except Exception:
+                logger.exception("on_reload callback %r failed", callback)
+        return True
+
+    def _fail(self, message: str, sha: str | None, source: str) -> None:
+        if sha is not None and sha == self._bad_sha:
+            return  # already reported this content
+        self._bad_sha = sha
+        self.last_error = message
+        logger.error("prompts rejected, keeping sha=%s source=%s: %s", self._snapshot.short, source, message)
+        self._publish_status()
+        for callback in list(self._error_callbacks):
+            try:
+                callback(message, sha, source)
+            except Exception:
+                logger.exception("on_error callback %r failed", callback)
+
+    def _clear_error(self) -> None:
+        self.last_error = self._bad_sha = None
+        logger.info("prompts file is valid again sha=%s", self._snapshot.short)
+        self._publish_status()
+
+    def status(self) -> ConsumerStatus:
+        snap = self._snapshot
+        return ConsumerStatus(
+            service=self.service or "promptwatch",
+            pid=os.getpid(),
+            path=str(self.path),
+            sha256=snap.sha256,
+            loaded_at=snap.loaded_at,
+            source=snap.source,
+            mode=self.mode,
+            last_error=self.last_error,
+            updated_at=time.time(),
+            started_at=self._started_at,
+            hostname=socket.gethostname(),
+            proc_start=self._proc_start,
+        )
+
+    def _publish_status(self) -> None:
+        if self.status_dir is None:
+            return
+        try:
+            write_status(self.status_dir, self.status())
+        except (OSError, PromptwatchError) as e:
+            logger.warning("cannot publish status to %s: %s", self.status_dir, e)
+
+    def close(self) -> None:
+        super().close()
+        if self.status_dir is not None and self.service:
+            remove_status(self.status_dir, self.service, os.getpid())
+
+    def __enter__(self) -> HotPrompts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
