@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from stasis.calllog import CallLog, CallLogWriter, Turn
+
+
+@pytest.fixture
+def calllog(tmp_path: Path) -> CallLog:
+    log = CallLog(tmp_path / "var" / "calls.sqlite3")
+    yield log  # type: ignore[misc]
+    log.close()
+
+
+def _call(log: CallLog, call_id: str, *, started_at: float, number: str = "79001234567", name: str = "Иван") -> None:
+    log.start_call(call_id, caller_number=number, caller_name=name, started_at=started_at, prompts_sha256="ab" * 32)
+
+
+def test_schema_is_wal_and_versioned(calllog: CallLog) -> None:
+    db = sqlite3.connect(calllog.path)
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    finally:
+        db.close()
+
+
+def test_a_call_with_turns_round_trips(calllog: CallLog) -> None:
+    _call(calllog, "1795275311.1", started_at=100.0)
+    calllog.answer_call("1795275311.1", 100.5)
+    calllog.add_turn("1795275311.1", Turn(idx=0, started_at=101.0, caller_text="сколько стоит тариф?",
+                                          bot_text="500 рублей", stt_ms=120.0, llm_ms=30.5, tts_ms=80.0))
+    calllog.add_turn("1795275311.1", Turn(idx=1, started_at=105.0, error="stt timeout"))
+    calllog.end_call("1795275311.1", ended_at=110.0, end_reason="goodbye")
+
+    call = calllog.get_call("1795275311.1")
+    assert call is not None
+    assert (call.caller_name, call.answered_at, call.end_reason, call.turn_count) == ("Иван", 100.5, "goodbye", 2)
+    assert call.duration == 10.0
+    assert [t.caller_text for t in call.turns] == ["сколько стоит тариф?", ""]
+    assert call.turns[1].error == "stt timeout"
+    assert calllog.get_call("missing") is None
+
+
+def test_list_is_newest_first_paginated_and_filtered(calllog: CallLog) -> None:
+    for i in range(5):
+        _call(calllog, f"c{i}", started_at=100.0 + i, number=f"7900000000{i}", name="Пётр" if i % 2 else "Анна")
+    calls, total = calllog.list_calls(limit=2)
+    assert total == 5 and [c.id for c in calls] == ["c4", "c3"]
+    calls, total = calllog.list_calls(limit=2, offset=4)
+    assert total == 5 and [c.id for c in calls] == ["c0"]
+    assert calllog.list_calls(caller="Пётр")[1] == 2
+    assert [c.id for c in calllog.list_calls(caller="79000000002")[0]] == ["c2"]
+    assert [c.id for c in calllog.list_calls(since=101.0, until=103.0)[0]] == ["c2", "c1"]
+
+
+def test_reader_before_any_call_sees_an_empty_log_then_the_calls(tmp_path: Path) -> None:
+    path = tmp_path / "calls.sqlite3"
+    reader = CallLog(path, readonly=True)
+    assert reader.list_calls() == ([], 0)
+    assert not path.exists()
+    writer = CallLog(path)
+    _call(writer, "x", started_at=1.0)
+    assert reader.list_calls()[1] == 1
+    reader.close()
+    writer.close()
+
+
+def test_background_writer_never_blocks_and_flushes_on_close(calllog: CallLog) -> None:
+    writer = CallLogWriter(calllog)
+    gate = threading.Event()
+    writer._submit(lambda: gate.wait(10))  # the disk is slow
+    _call_kwargs = {"caller_number": "1", "caller_name": "", "started_at": 1.0, "prompts_sha256": "s"}
+    writer.start_call("slow", **_call_kwargs)  # returns at once although the writer thread is stuck
+    writer.end_call("slow", ended_at=2.0, end_reason="hangup")
+    assert calllog.get_call("slow") is None
+    gate.set()
+    writer.close()
+    call = calllog.get_call("slow")
+    assert call is not None and call.end_reason == "hangup"
+
+
+def test_background_writer_survives_a_failed_write(calllog: CallLog, caplog: pytest.LogCaptureFixture) -> None:
+    writer = CallLogWriter(calllog)
+    writer.add_turn("no-such-call", Turn(idx=0, started_at=1.0))  # violates the foreign key
+    writer.start_call("ok", caller_number="1", caller_name="", started_at=1.0, prompts_sha256="s")
+    assert writer.flush()
+    writer.close()
+    assert calllog.get_call("ok") is not None
+    assert "call log write failed call=no-such-call" in caplog.text
