@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import queue
 import signal
 import sys
 import threading
@@ -97,11 +98,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
             sys.stdout.write(text + "\n")
             sys.stdout.flush()
 
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    hup = threading.Event()
-    signal.signal(signal.SIGHUP, lambda *_: (hup.set(), stop.set()) and None)
+    # Signal handlers only record; the loop below acts.
+    signals: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda n, _frame: signals.put(n))
     interval = (args.interval_ms if args.interval_ms is not None else settings.prompts_reload_interval_ms) / 1000
     try:
         prompts = HotPrompts(
@@ -121,15 +121,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
         prompts.on_error(
             lambda msg, sha, src: emit(_line(False, prompts.current, prompts.mode, error=msg, rejected=sha, source=src))
         )
-        while True:
-            stop.wait()
-            if hup.is_set() and not prompts._closed:
-                hup.clear()
-                stop.clear()
-                if not prompts.reload("signal"):
-                    emit(_line(True, prompts.current, prompts.mode, source="signal"))
-                continue
-            break
+        while (signum := signals.get()) == signal.SIGHUP:
+            if not prompts.reload("signal"):
+                emit(_line(True, prompts.current, prompts.mode, source="signal"))
     finally:
         prompts.close()
     return 0

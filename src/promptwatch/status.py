@@ -18,7 +18,14 @@ import orjson
 
 from .atomic import atomic_write
 
-__all__ = ["ConsumerStatus", "default_status_dir", "process_start_ticks", "read_statuses", "remove_status", "write_status"]
+__all__ = [
+    "ConsumerStatus",
+    "default_status_dir",
+    "process_start_ticks",
+    "read_statuses",
+    "remove_status",
+    "write_status",
+]
 
 
 def default_status_dir() -> Path:
