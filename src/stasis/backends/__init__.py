@@ -1,0 +1,1 @@
+"""Speech and language backends: each kind behind one small interface with an offline default."""
