@@ -21,7 +21,7 @@ run: venv
 	$(BIN)/promptwatch watch $(PROMPTS)
 
 test: venv
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not systemd"
 
 lint: venv
 	$(BIN)/ruff check src tests bench
@@ -30,6 +30,34 @@ lint: venv
 
 bench: venv
 	$(BIN)/python -m bench
+
+## Production install (see README "Running under systemd"): the project in a venv under PREFIX, then the units.
+## PIP_FLAGS passes options to pip, e.g. PIP_FLAGS="--no-index --find-links=/srv/wheels" for an offline install.
+SYSCONFDIR  ?= /etc
+UNITDIR     ?= /etc/systemd/system
+SYSUSERSDIR ?= /etc/sysusers.d
+TMPFILESDIR ?= /etc/tmpfiles.d
+CALL_GRACE_SECONDS ?= 20
+START       ?= 0
+PIP_FLAGS   ?=
+UNITS_ENV    = DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' SYSCONFDIR='$(SYSCONFDIR)' UNITDIR='$(UNITDIR)' \
+               SYSUSERSDIR='$(SYSUSERSDIR)' TMPFILESDIR='$(TMPFILESDIR)' CALL_GRACE_SECONDS='$(CALL_GRACE_SECONDS)' \
+               START='$(START)'
+
+install:
+	$(PYTHON) -m venv $(DESTDIR)$(PREFIX)/venv
+	$(DESTDIR)$(PREFIX)/venv/bin/python -m pip install --quiet --no-warn-script-location $(PIP_FLAGS) .
+	install -m 0644 README.md $(DESTDIR)$(PREFIX)/README.md
+
+install-units:
+	$(UNITS_ENV) sh systemd/units.sh install
+
+uninstall-units:
+	$(UNITS_ENV) sh systemd/units.sh uninstall
+
+## The end-to-end test: boots Debian 12 with systemd in a container, installs, checks the services (root only).
+test-systemd: venv
+	$(BIN)/pytest -q -m systemd tests/systemd
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,153 @@
+#!/bin/sh
+# Install or remove the Metrotech systemd units, sysusers.d/tmpfiles.d snippets and starter configuration.
+#
+#   sh systemd/units.sh install     (what `make install-units` runs)
+#   sh systemd/units.sh uninstall   (what `make uninstall-units` runs)
+#
+# Settings come from the environment (the Makefile passes them): DESTDIR (staging root, empty for the
+# real system), PREFIX (/opt/metrotech), SYSCONFDIR (/etc), UNITDIR, SYSUSERSDIR, TMPFILESDIR,
+# BACKUPDIR, CALL_GRACE_SECONDS (20), START (1: start the services too).
+#
+# Re-running is safe: unchanged files are left alone, a different unit of the same name is backed up
+# before it is replaced, and the operator's configuration is installed only when absent, never
+# overwritten.  Uninstalling removes units and snippets and keeps configuration, data and the user.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+
+DESTDIR=${DESTDIR:-}
+PREFIX=${PREFIX:-/opt/metrotech}
+SYSCONFDIR=${SYSCONFDIR:-/etc}
+UNITDIR=${UNITDIR:-/etc/systemd/system}
+SYSUSERSDIR=${SYSUSERSDIR:-/etc/sysusers.d}
+TMPFILESDIR=${TMPFILESDIR:-/etc/tmpfiles.d}
+BACKUPDIR=${BACKUPDIR:-/var/backups/metrotech}
+BINDIR=${BINDIR:-$PREFIX/venv/bin}
+CALL_GRACE_SECONDS=${CALL_GRACE_SECONDS:-20}
+START=${START:-0}
+
+UNITS="metrotech-bot.service metrotech-fastapi.service metrotech.target"
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+
+say() { printf '%s\n' "$*"; }
+
+systemd_running() {
+    [ -z "$DESTDIR" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1
+}
+
+render() {  # render TEMPLATE OUTPUT
+    case $CALL_GRACE_SECONDS in
+        '' | *[!0-9]*) say "CALL_GRACE_SECONDS must be a whole number of seconds, not '$CALL_GRACE_SECONDS'" >&2; exit 2 ;;
+    esac
+    sed -e "s|@PREFIX@|$PREFIX|g" \
+        -e "s|@BINDIR@|$BINDIR|g" \
+        -e "s|@SYSCONFDIR@|$SYSCONFDIR|g" \
+        -e "s|@CALL_GRACE_SECONDS@|$CALL_GRACE_SECONDS|g" \
+        -e "s|@STOP_TIMEOUT@|$((CALL_GRACE_SECONDS + 15))|g" \
+        "$1" >"$2"
+}
+
+put() {  # put SOURCE DEST MODE: install, backing up a different file of the same name first
+    if [ -e "$2" ] && cmp -s "$1" "$2"; then
+        say "unchanged  $2"
+        return
+    fi
+    if [ -e "$2" ]; then
+        mkdir -p "$DESTDIR$BACKUPDIR"
+        cp -p "$2" "$DESTDIR$BACKUPDIR/$(basename "$2").$stamp"
+        say "backed up  $2 -> $DESTDIR$BACKUPDIR/$(basename "$2").$stamp"
+    fi
+    mkdir -p "$(dirname "$2")"
+    install -m "$3" "$1" "$2.new.$$"
+    mv -f "$2.new.$$" "$2"
+    say "installed  $2"
+}
+
+put_if_absent() {  # put_if_absent SOURCE DEST MODE: the operator's file is never overwritten
+    if [ -e "$2" ]; then
+        say "kept       $2"
+        return
+    fi
+    mkdir -p "$(dirname "$2")"
+    install -m "$3" "$1" "$2"
+    say "installed  $2"
+}
+
+install_all() {
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+    for unit in $UNITS; do
+        render "$here/$unit.in" "$work/$unit"
+        put "$work/$unit" "$DESTDIR$UNITDIR/$unit" 0644
+    done
+    render "$here/metrotech.sysusers.conf.in" "$work/sysusers.conf"
+    put "$work/sysusers.conf" "$DESTDIR$SYSUSERSDIR/metrotech.conf" 0644
+    render "$here/metrotech.tmpfiles.conf.in" "$work/tmpfiles.conf"
+    put "$work/tmpfiles.conf" "$DESTDIR$TMPFILESDIR/metrotech.conf" 0644
+
+    conf="$DESTDIR$SYSCONFDIR/metrotech"
+    mkdir -p "$conf"
+    render "$here/metrotech.env.in" "$work/metrotech.env"
+    put_if_absent "$work/metrotech.env" "$conf/metrotech.env" 0640
+    put_if_absent "$repo/config/prompts.json" "$conf/prompts.json" 0664
+    if [ -e "$conf/kb" ]; then
+        say "kept       $conf/kb"
+    else
+        mkdir -p "$conf/kb"
+        for f in "$repo"/config/kb/*; do
+            [ -f "$f" ] && install -m 0664 "$f" "$conf/kb/"
+        done
+        say "installed  $conf/kb"
+    fi
+
+    if [ -n "$DESTDIR" ]; then
+        say "DESTDIR set: not creating the user, not touching systemd"
+        return
+    fi
+    # The user first, then owners and modes (tmpfiles), then Asterisk into the group for the sounds.
+    if command -v systemd-sysusers >/dev/null 2>&1; then
+        systemd-sysusers "$SYSUSERSDIR/metrotech.conf"
+    fi
+    if command -v systemd-tmpfiles >/dev/null 2>&1; then
+        systemd-tmpfiles --create "$TMPFILESDIR/metrotech.conf"
+    fi
+    if id asterisk >/dev/null 2>&1 && ! id -nG asterisk | tr ' ' '\n' | grep -qx metrotech; then
+        usermod -aG metrotech asterisk
+        say "added user asterisk to group metrotech (restart Asterisk to pick it up)"
+    fi
+    if systemd_running; then
+        systemctl daemon-reload
+        # reenable drops links a hand-made unit of the same name left (multi-user.target.wants/…).
+        systemctl reenable $UNITS
+        if [ "$START" = 1 ]; then
+            systemctl start metrotech.target
+            say "started    metrotech.target"
+        fi
+    else
+        say "systemd is not running: enable later with 'systemctl enable --now metrotech.target'"
+    fi
+}
+
+uninstall_all() {
+    if systemd_running; then
+        systemctl disable --now $UNITS || true
+    fi
+    for unit in $UNITS; do
+        rm -f "$DESTDIR$UNITDIR/$unit"
+        say "removed    $DESTDIR$UNITDIR/$unit"
+    done
+    rm -f "$DESTDIR$SYSUSERSDIR/metrotech.conf" "$DESTDIR$TMPFILESDIR/metrotech.conf"
+    say "removed    $DESTDIR$SYSUSERSDIR/metrotech.conf $DESTDIR$TMPFILESDIR/metrotech.conf"
+    if systemd_running; then
+        systemctl daemon-reload
+        systemctl reset-failed $UNITS 2>/dev/null || true
+    fi
+    say "kept       $DESTDIR$SYSCONFDIR/metrotech, /var/lib/metrotech and the user metrotech"
+}
+
+case ${1:-} in
+    install) install_all ;;
+    uninstall) uninstall_all ;;
+    *) say "usage: $0 install|uninstall" >&2; exit 2 ;;
+esac
