@@ -1,0 +1,77 @@
+"""``/api/calls``: the call log the Stasis service writes (read-only here), newest first."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+
+from stasis.calllog import CallDetail, CallSummary
+
+from ..deps import CallLogDep, OperatorDep
+from ..problems import AUTH_RESPONSES, ApiError, responses
+from ..schemas import CallDetailOut, CallList, CallOut, TurnOut
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/calls", tags=["calls"], responses=AUTH_RESPONSES)
+
+
+def _epoch(value: datetime | date | None, *, end: bool = False) -> float | None:
+    """A date means its whole day (UTC): ``since`` its start, ``until`` the start of the next day."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    start = datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp()
+    return start + 86400 if end else start
+
+
+def _summary(c: CallSummary) -> CallOut:
+    return CallOut(
+        id=c.id,
+        caller_number=c.caller_number,
+        caller_name=c.caller_name,
+        started_at=c.started_at,
+        answered_at=c.answered_at,
+        ended_at=c.ended_at,
+        end_reason=c.end_reason,
+        prompts_sha256=c.prompts_sha256,
+        turn_count=c.turn_count,
+        duration=c.duration,
+    )
+
+
+def _detail(c: CallDetail) -> CallDetailOut:
+    return CallDetailOut(**_summary(c).model_dump(), turns=[TurnOut(**t.__dict__) for t in c.turns])
+
+
+@router.get("", summary="Calls, newest first", response_model=CallList)
+async def list_calls(
+    calllog: CallLogDep,
+    _operator: OperatorDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    caller: Annotated[str | None, Query(max_length=100, description="Part of the caller's number or name")] = None,
+    since: Annotated[date | datetime | None, Query(description="From this date or time (UTC unless given)")] = None,
+    until: Annotated[date | datetime | None, Query(description="Until this date (inclusive) or time")] = None,
+) -> CallList:
+    items, total = await run_in_threadpool(
+        calllog.list_calls,
+        limit=limit,
+        offset=offset,
+        caller=caller or None,
+        since=_epoch(since),
+        until=_epoch(until, end=True),
+    )
+    return CallList(items=[_summary(c) for c in items], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{call_id}", summary="One call with its turns", response_model=CallDetailOut, responses=responses(404))
+async def get_call(call_id: str, calllog: CallLogDep, _operator: OperatorDep) -> CallDetailOut:
+    call = await run_in_threadpool(calllog.get_call, call_id)
+    if call is None:
+        raise ApiError(404, f"no call {call_id!r} in the call log")
+    return _detail(call)

@@ -1,0 +1,206 @@
+"""Request and response bodies of the API (what the OpenAPI schema documents)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ..consumers import ConsumerView
+from ..history import Revision
+
+__all__ = [
+    "CallDetailOut",
+    "CallList",
+    "CallOut",
+    "ConsumerOut",
+    "DiffOut",
+    "ErrorItem",
+    "HistoryList",
+    "KbFileOut",
+    "KbList",
+    "KeyChangeOut",
+    "PatchBody",
+    "PlaygroundIn",
+    "PlaygroundOut",
+    "Problem",
+    "RevisionOut",
+    "SaveOut",
+    "StatusOut",
+    "TurnOut",
+]
+
+
+class ErrorItem(BaseModel):
+    """One reason a request was refused: the JSON path (``fillers[2]``, ``$`` for the document) and why."""
+
+    path: str
+    message: str
+    line: int | None = None
+    col: int | None = None
+
+
+class Problem(BaseModel):
+    """Every error response: a sentence, the individual errors, and the current ETag on a conflict."""
+
+    detail: str
+    errors: list[ErrorItem] = Field(default_factory=list)
+    current_sha256: str | None = None
+
+
+class RevisionOut(BaseModel):
+    id: int
+    sha256: str
+    created_at: float
+    author: str
+    origin: str
+    message: str
+    size: int
+
+    @classmethod
+    def of(cls, rev: Revision) -> RevisionOut:
+        return cls(**rev.__dict__)
+
+
+class ConsumerOut(BaseModel):
+    service: str
+    pid: int
+    hostname: str
+    sha256: str | None
+    loaded_at: float | None
+    source: str | None
+    mode: str
+    last_error: str | None
+    in_sync: bool
+    latency_ms: float | None = Field(description="From the save to this consumer loading it (when in sync)")
+
+    @classmethod
+    def of(cls, view: ConsumerView) -> ConsumerOut:
+        return cls(**view.__dict__)
+
+
+class SaveOut(BaseModel):
+    sha256: str
+    size: int
+    previous_sha256: str | None
+    revision: RevisionOut | None = Field(description="None when the content was already the newest revision")
+    consumers: list[ConsumerOut]
+    all_applied: bool = Field(description="Every live consumer runs the new sha256")
+    waited_ms: float
+
+
+class PatchBody(BaseModel):
+    """The new value of one prompt; ``remove: true`` deletes the key instead."""
+
+    value: str | list[str] | None = None
+    remove: bool = False
+    message: str = Field(default="", max_length=500)
+
+
+class StatusOut(BaseModel):
+    path: str
+    sha256: str | None = Field(description="The sha256 of the file on disk; None when it is missing")
+    size: int | None
+    valid: bool
+    error: str | None
+    watching: str = Field(description="How the panel itself watches the file: inotify, poll or off")
+    consumers: list[ConsumerOut]
+    in_sync: int
+    out_of_sync: int
+
+
+class HistoryList(BaseModel):
+    items: list[RevisionOut]
+    total: int
+    retention: int
+
+
+class KeyChangeOut(BaseModel):
+    key: str
+    kind: Literal["added", "removed", "changed"]
+    before: Any = None
+    after: Any = None
+
+
+class DiffOut(BaseModel):
+    from_sha256: str
+    to_sha256: str
+    changes: list[KeyChangeOut]
+    unified: str
+
+
+class KbFileOut(BaseModel):
+    name: str
+    size: int
+    mtime: float
+    sha256: str
+
+
+class KbList(BaseModel):
+    files: list[KbFileOut]
+    max_bytes: int
+
+
+class TurnOut(BaseModel):
+    idx: int
+    started_at: float
+    caller_text: str
+    bot_text: str
+    stt_ms: float | None
+    llm_ms: float | None
+    tts_ms: float | None
+    error: str | None
+
+
+class CallOut(BaseModel):
+    id: str
+    caller_number: str
+    caller_name: str
+    started_at: float
+    answered_at: float | None
+    ended_at: float | None
+    end_reason: str | None
+    prompts_sha256: str
+    turn_count: int
+    duration: float | None
+
+
+class CallDetailOut(CallOut):
+    turns: list[TurnOut]
+
+
+class CallList(BaseModel):
+    items: list[CallOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class MessageIn(BaseModel):
+    """One earlier utterance: ``user`` is the caller, ``assistant`` the bot."""
+
+    role: Literal["user", "assistant"]
+    text: str = Field(max_length=4000)
+
+
+class PlaygroundIn(BaseModel):
+    """A caller's phrase, answered with the *draft* prompts (not saved)."""
+
+    prompts: dict[str, Any] = Field(description="The draft prompts document")
+    text: str = Field(min_length=1, max_length=4000)
+    history: list[MessageIn] = Field(default_factory=list, max_length=50)
+
+
+class PassageOut(BaseModel):
+    doc: str
+    text: str
+    score: float
+
+
+class PlaygroundOut(BaseModel):
+    text: str
+    source: str = Field(description="llm, kb or fallback")
+    passages: list[PassageOut]
+    llm_ms: float
+    error: str | None
+    backend: str = Field(description="offline (answers from the knowledge base) or the configured LLM")

@@ -1,0 +1,221 @@
+"""Saving the prompts from the panel: validate, write atomically and conditionally, record the revision.
+
+The panel runs its own :class:`~promptwatch.HotPrompts` on the file.  Each reload it sees brings the
+history up to date with the disk, so saves made outside the panel (``promptwatch write``, a hand
+edit) become revisions with author ``file``.  A panel save holds one lock while it records the
+content it replaces (if not yet recorded), writes, and records the new content, so the history
+keeps the order of what happened on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from promptwatch import (
+    MAX_DOCUMENT_BYTES,
+    ConflictError,
+    DocumentError,
+    HotPrompts,
+    Prompts,
+    StartupError,
+    parse_document,
+    sha256_hex,
+    write_document,
+)
+from promptwatch.atomic import read_bytes
+
+from .history import HistoryStore, Revision
+from .settings import AdminSettings
+
+__all__ = ["DiskState", "EditorError", "PromptsEditor", "SaveResult", "normalize"]
+
+logger = logging.getLogger("adminapi.editor")
+
+FILE_AUTHOR = "file"
+_MISSING = object()
+
+
+class EditorError(Exception):
+    """A save that cannot be done for a reason other than the document (409)."""
+
+
+@dataclass(frozen=True)
+class DiskState:
+    """The prompts file as it is now: bytes and sha256, and the validated prompts or the error."""
+
+    data: bytes | None
+    sha256: str | None
+    prompts: Prompts | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    sha256: str
+    size: int
+    previous_sha256: str | None
+    written_at: float
+    revision: Revision | None
+
+
+def normalize(data: bytes, *, limit: int) -> bytes:
+    """Validate a document and re-serialise it (2-space indent, UTF-8, trailing newline) for readable diffs."""
+    parse_document(data, source="request body", limit=limit)
+    return orjson.dumps(orjson.loads(data), option=orjson.OPT_INDENT_2) + b"\n"
+
+
+def _dump(obj: dict[str, Any]) -> bytes:
+    return orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n"
+
+
+class PromptsEditor:
+    """The panel's view of one prompts file: reads, saves, patches, rollbacks, and the history they leave."""
+
+    def __init__(self, settings: AdminSettings, history: HistoryStore, *, limit: int | None = None) -> None:
+        self.settings = settings
+        self.path: Path = settings.prompts_file
+        self.history = history
+        self.limit = limit if limit is not None else MAX_DOCUMENT_BYTES
+        self.hot: HotPrompts | None = None
+        self._lock = threading.RLock()
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start watching (when the file is valid) and record what is on disk as the first revision."""
+        self._ensure_watching()
+        self.sync_history(message="on disk when the panel started")
+
+    def _ensure_watching(self) -> None:
+        if self.hot is not None or self._closed or not self.settings.prompts_hot_reload:
+            return
+        with self._lock:
+            if self.hot is not None or self._closed:
+                return
+            try:
+                hot = HotPrompts(
+                    self.path,
+                    service=self.settings.admin_service_name,
+                    status_dir=self.settings.prompts_status_dir,
+                    mode=self.settings.prompts_watch_mode,
+                    interval=self.settings.reload_interval,
+                    safety_interval=self.settings.prompts_safety_interval_ms / 1000,
+                    limit=self.limit,
+                )
+            except StartupError as e:
+                logger.error("not watching the prompts yet: %s", e)
+                return
+            hot.on_reload(lambda old, new: self._on_reload())
+            self.hot = hot
+
+    def _on_reload(self) -> None:
+        self.sync_history()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            hot, self.hot = self.hot, None
+        if hot is not None:
+            hot.close()
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def read(self) -> DiskState:
+        """The file as it is on disk right now (never a cached copy)."""
+        data = read_bytes(self.path)
+        if data is None:
+            return DiskState(None, None, None, f"{self.path}: no such file")
+        try:
+            prompts = parse_document(data, source=str(self.path), limit=self.limit)
+        except DocumentError as e:
+            return DiskState(data, sha256_hex(data), None, str(e))
+        return DiskState(data, sha256_hex(data), prompts, None)
+
+    def last_good(self) -> bytes | None:
+        """The newest valid content known (the history's latest revision)."""
+        latest = self.history.latest()
+        if latest is None:
+            return None
+        found = self.history.find(latest.sha256)
+        return found[1] if found else None
+
+    def sync_history(self, *, message: str = "changed outside the panel") -> Revision | None:
+        """Record the content on disk as a revision (author ``file``) unless it is already the newest one."""
+        with self._lock:
+            state = self.read()
+            if state.data is None or state.prompts is None:
+                return None
+            rev = self.history.add_if_changed(state.data, author=FILE_AUTHOR, origin="file", message=message)
+        if rev is not None:
+            logger.info("history: recorded sha=%s from the file (%s)", rev.sha256[:12], message)
+        return rev
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def save(
+        self, data: bytes, *, if_match: str | None, author: str, origin: str = "api", message: str = ""
+    ) -> SaveResult:
+        """Validate and write ``data`` (when the file still has ``if_match``), then record it.
+
+        Raises :class:`DocumentError` (invalid, too large) or :class:`ConflictError` (stale ``if_match``);
+        the file is untouched in both cases.
+        """
+        with self._lock:
+            self.sync_history()
+            before = read_bytes(self.path)
+            written_at = time.time()
+            sha, _ = write_document(self.path, data, if_match=if_match, limit=self.limit, source=str(self.path))
+            rev = self.history.add_if_changed(data, author=author, origin=origin, message=message)
+        self._ensure_watching()
+        logger.info("saved sha=%s bytes=%d by %s (%s)", sha[:12], len(data), author, origin)
+        previous = sha256_hex(before) if before is not None else None
+        return SaveResult(sha, len(data), previous, written_at, rev)
+
+    def patch(
+        self, key: str, value: Any, *, remove: bool, if_match: str | None, author: str, message: str = ""
+    ) -> SaveResult:
+        """Change (or remove) one prompt.  With ``if_match``, conflict only when *that key* changed since."""
+        for _attempt in range(10):
+            state = self.read()
+            if state.data is None or state.sha256 is None:
+                raise EditorError(f"{self.path}: no such file; save the whole document first")
+            try:
+                current = orjson.loads(state.data)
+            except orjson.JSONDecodeError:
+                current = None
+            if not isinstance(current, dict):
+                raise EditorError(f"{self.path}: the file on disk is not a JSON object; save the whole document")
+            if if_match is not None and if_match != state.sha256:
+                found = self.history.find(if_match) if len(if_match) == 64 else None
+                base = orjson.loads(found[1]) if found else None
+                if not isinstance(base, dict) or base.get(key, _MISSING) != current.get(key, _MISSING):
+                    raise ConflictError(str(self.path), expected=if_match, current=state.sha256)
+            updated = dict(current)
+            if remove:
+                updated.pop(key, None)
+            else:
+                updated[key] = value
+            data = _dump(updated)
+            try:
+                return self.save(data, if_match=state.sha256, author=author, origin="patch", message=message)
+            except ConflictError:
+                continue  # written meanwhile: decide again against the new content
+        raise EditorError(f"{self.path}: changing too often to patch {key!r}; try again")
+
+    def rollback(self, sha: str, *, if_match: str | None, author: str) -> SaveResult | None:
+        """Write the content of revision ``sha`` as a new revision; None when there is no such revision."""
+        found = self.history.find(sha)
+        if found is None:
+            return None
+        rev, data = found
+        return self.save(
+            data, if_match=if_match, author=author, origin="rollback", message=f"rollback to {rev.sha256[:12]}"
+        )

@@ -1,0 +1,169 @@
+"""The knowledge-base directory: UTF-8 text files (Markdown, plain text, JSON) the consumers hot-reload.
+
+Names are checked before anything touches the disk: one path component, no traversal, not hidden,
+no control characters, a known text extension, at most 255 bytes; Unicode names (``тарифы.md``)
+are normalised to NFC.  Content must be UTF-8 text without NUL bytes (JSON must parse).  Files are
+written with :func:`promptwatch.atomic_write`, so a consumer never reads half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from promptwatch import atomic_write, file_lock, sha256_hex
+from promptwatch.atomic import lock_path
+
+__all__ = ["KB_EXTENSIONS", "KbContentError", "KbError", "KbFile", "KbNameError", "KbStore", "KbTooLargeError"]
+
+KB_EXTENSIONS = {
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".txt": "text/plain",
+    ".json": "application/json",
+}
+
+
+class KbError(Exception):
+    """A knowledge-base file that cannot be accepted; the message names the file and the reason."""
+
+
+class KbNameError(KbError):
+    """The file name is unsafe or not allowed (400)."""
+
+
+class KbContentError(KbError):
+    """The content is not UTF-8 text of the named kind (415)."""
+
+
+class KbTooLargeError(KbError):
+    """Over the size limit (413)."""
+
+
+@dataclass(frozen=True)
+class KbFile:
+    name: str
+    size: int
+    mtime: float
+    sha256: str
+
+    @property
+    def media_type(self) -> str:
+        return KB_EXTENSIONS.get(Path(self.name).suffix.lower(), "text/plain")
+
+
+def check_name(raw: str) -> str:
+    """The safe, NFC-normalised file name, or :class:`KbNameError`."""
+    name = unicodedata.normalize("NFC", raw)
+    if not name or name in {".", ".."}:
+        raise KbNameError(f"{raw!r}: empty file name")
+    if "/" in name or "\\" in name:
+        raise KbNameError(f"{raw!r}: a file name, not a path (no '/' or '\\')")
+    if name.startswith("."):
+        raise KbNameError(f"{raw!r}: hidden file names are not allowed")
+    if any(unicodedata.category(c) in {"Cc", "Cf", "Cs", "Co", "Cn"} for c in name):
+        raise KbNameError(f"{raw!r}: control or unassigned characters in the file name")
+    if name != name.strip():
+        raise KbNameError(f"{raw!r}: leading or trailing spaces in the file name")
+    if len(name.encode()) > 255:
+        raise KbNameError(f"{raw!r}: file name longer than 255 bytes")
+    suffix = Path(name).suffix.lower()
+    if suffix not in KB_EXTENSIONS or Path(name).stem == "":
+        allowed = ", ".join(sorted(KB_EXTENSIONS))
+        raise KbNameError(f"{raw!r}: only {allowed} files are accepted")
+    return name
+
+
+def check_content(name: str, data: bytes) -> None:
+    """Raise :class:`KbContentError` unless ``data`` is UTF-8 text (valid JSON for ``.json``)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise KbContentError(f"{name}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
+    if "\x00" in text:
+        raise KbContentError(f"{name}: binary content (NUL byte at offset {text.index(chr(0))})")
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r\f" for c in text):
+        raise KbContentError(f"{name}: binary content (control characters)")
+    if name.lower().endswith(".json"):
+        try:
+            orjson.loads(data)
+        except orjson.JSONDecodeError as e:
+            raise KbContentError(f"{name}: not valid JSON: {e}") from None
+
+
+class KbStore:
+    """The files of the knowledge-base directory."""
+
+    def __init__(self, directory: Path, *, max_bytes: int) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+
+    def list(self) -> list[KbFile]:
+        out: list[KbFile] = []
+        try:
+            entries = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            return out
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                continue
+            if Path(entry.name).suffix.lower() not in KB_EXTENSIONS:
+                continue
+            with contextlib.suppress(OSError):
+                data = Path(entry.path).read_bytes()
+                st = entry.stat(follow_symlinks=False)
+                out.append(KbFile(entry.name, st.st_size, st.st_mtime, sha256_hex(data)))
+        return sorted(out, key=lambda f: f.name)
+
+    @staticmethod
+    def check_name(name: str) -> str:
+        return check_name(name)
+
+    def _path(self, name: str) -> Path:
+        return self.directory / check_name(name)
+
+    def read(self, name: str) -> tuple[KbFile, bytes] | None:
+        path = self._path(name)
+        if path.is_symlink() or not path.is_file():
+            return None
+        try:
+            data = path.read_bytes()
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        return KbFile(path.name, st.st_size, st.st_mtime, sha256_hex(data)), data
+
+    def write(self, name: str, data: bytes) -> tuple[KbFile, bool]:
+        """Check and store a file atomically; returns it and whether it is new."""
+        path = self._path(name)
+        if len(data) > self.max_bytes:
+            raise KbTooLargeError(f"{path.name}: {len(data)} bytes, the limit is {self.max_bytes}")
+        check_content(path.name, data)
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise KbNameError(f"{path.name}: exists and is not a regular file")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        created = not path.exists()
+        sha = atomic_write(path, data)
+        with contextlib.suppress(FileNotFoundError):
+            lock_path(path).unlink()  # no conditional writes here: keep the directory free of lock files
+        st = path.stat()
+        return KbFile(path.name, st.st_size, st.st_mtime, sha), created
+
+    def delete(self, name: str) -> bool:
+        """Remove a file; False when there was none."""
+        path = self._path(name)
+        if path.is_symlink() or not path.is_file():
+            return False
+        with file_lock(path):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                return False
+        with contextlib.suppress(FileNotFoundError):
+            lock_path(path).unlink()
+        return True

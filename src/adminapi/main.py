@@ -1,0 +1,237 @@
+"""The admin panel's app (:func:`create_app`) and its service entry point (:func:`main`, ``adminapi``).
+
+Under systemd (``Type=notify``): ``READY=1`` once the socket accepts connections, a ``STATUS=`` line
+kept current (prompts sha, consumers in sync), ``STOPPING=1`` on SIGTERM, which uvicorn turns into a
+graceful stop (requests in flight finish, the watcher and databases are closed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import socket
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from promptwatch import Prompts, PromptwatchError
+from promptwatch.logs import setup_logging
+from promptwatch.systemd import notify
+from stasis.calllog import CallLog
+
+from .api.problems import install_handlers
+from .api.routes import calls, health, kb, metrics, playground, prompts, status
+from .auth import load_tokens
+from .consumers import consumer_views
+from .editor import PromptsEditor
+from .history import HistoryStore
+from .knowledge import KbStore
+from .metrics import AdminMetrics
+from .settings import AdminSettings
+
+__all__ = ["create_app", "main", "status_line"]
+
+logger = logging.getLogger("adminapi")
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def status_line(app: FastAPI) -> str:
+    """The one-line state for ``systemctl status``: the sha on disk and how many consumers run it."""
+    editor: PromptsEditor | None = getattr(app.state, "editor", None)
+    if editor is None:
+        return "starting"
+    settings: AdminSettings = app.state.settings
+    state = editor.read()
+    if state.sha256 is None:
+        return f"no prompts file at {editor.path}"
+    views = consumer_views(settings.prompts_status_dir, editor.path, state.sha256)
+    in_sync = sum(v.in_sync for v in views)
+    valid = "" if state.prompts is not None else " (INVALID on disk)"
+    return f"prompts sha={state.sha256[:12]}{valid}; consumers in sync {in_sync}/{len(views)}"
+
+
+async def _status_loop(app: FastAPI, period: float = 2.0) -> None:
+    last = ""
+    while True:
+        line = await run_in_threadpool(status_line, app)
+        if line != last:
+            notify(f"STATUS={line}")
+            last = line
+        await asyncio.sleep(period)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: AdminSettings = app.state.settings
+    history = await run_in_threadpool(HistoryStore, settings.history_path, retention=settings.admin_history_retention)
+    editor = PromptsEditor(settings, history)
+    await run_in_threadpool(editor.start)
+    app.state.history = history
+    app.state.editor = editor
+    app.state.kb = KbStore(settings.knowledge_base_dir, max_bytes=settings.kb_max_bytes)
+    app.state.calllog = CallLog(settings.calllog_path, readonly=True)
+    app.state.agent = None
+    app.state.agent_lock = asyncio.Lock()
+    status_task = asyncio.create_task(_status_loop(app)) if notify_enabled() else None
+    logger.info(
+        "admin panel ready: prompts=%s kb=%s calls=%s", editor.path, settings.knowledge_base_dir, settings.calllog_path
+    )
+    try:
+        yield
+    finally:
+        if status_task is not None:
+            status_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await status_task
+        await playground.close_agent(app.state)
+        app.state.editor = None
+        app.state.calllog = None
+        await run_in_threadpool(editor.close)
+        app.state.calllog = None
+        history.close()
+
+
+def notify_enabled() -> bool:
+    import os
+
+    return bool(os.environ.get("NOTIFY_SOCKET"))
+
+
+def _consumer_counts(app: FastAPI) -> tuple[int, int]:
+    editor: PromptsEditor | None = getattr(app.state, "editor", None)
+    if editor is None:
+        return 0, 0
+    settings: AdminSettings = app.state.settings
+    views = consumer_views(settings.prompts_status_dir, editor.path, editor.read().sha256)
+    in_sync = sum(v.in_sync for v in views)
+    return in_sync, len(views) - in_sync
+
+
+def create_app(settings: AdminSettings | None = None) -> FastAPI:
+    """The admin app.  Raises :class:`~promptwatch.StartupError` when the token settings are unusable."""
+    settings = settings or AdminSettings()
+    app = FastAPI(
+        title="Metrotech admin panel",
+        version="1.0",
+        description="Prompts that show where each save went live, their history, the knowledge base and call logs.",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.tokens = load_tokens(settings)
+    app.state.metrics = AdminMetrics(lambda: _consumer_counts(app))
+    app.state.editor = None
+    install_handlers(app)
+    for module in (health, prompts, status, kb, calls, playground, metrics):
+        app.include_router(module.router)
+
+    # The shared schema of the prompts document, referenced by the request bodies of PUT/POST.
+    original_openapi = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema is None:
+            schema = original_openapi()
+            components = schema.setdefault("components", {})
+            components.setdefault("schemas", {}).setdefault(
+                "Prompts", Prompts.model_json_schema(ref_template="#/components/schemas/{model}")
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, telling systemd when it accepts connections and that it is stopping."""
+
+    def __init__(self, config: uvicorn.Config, *, on_ready: object) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and callable(self._on_ready):
+            self._on_ready(self)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        notify("STOPPING=1")
+        await super().shutdown(sockets)
+
+
+def _bound_url(server: uvicorn.Server, host: str) -> str:
+    for srv in server.servers:
+        for sock in srv.sockets:
+            addr = sock.getsockname()
+            shown = f"[{addr[0]}]" if ":" in addr[0] else addr[0]
+            return f"http://{shown}:{addr[1]}/"
+    return f"http://{host}/"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="adminapi", description="The Metrotech admin panel (FastAPI + web UI).")
+    parser.add_argument("--host", help="address to listen on (default ADMIN_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default ADMIN_PORT or 8000; 0 picks a free one)")
+    args = parser.parse_args(argv)
+    setup_logging()
+    try:
+        settings = AdminSettings()
+    except ValueError as e:
+        print(f"adminapi: invalid settings: {e}", file=sys.stderr)
+        return 1
+    update: dict[str, object] = {}
+    if args.host is not None:
+        update["admin_host"] = args.host
+    if args.port is not None:
+        update["admin_port"] = args.port
+    settings = settings.model_copy(update=update)
+    try:
+        app = create_app(settings)
+    except PromptwatchError as e:
+        print(f"adminapi: {e}", file=sys.stderr)
+        return 1
+    tokens = app.state.tokens
+
+    def ready(server: uvicorn.Server) -> None:
+        url = _bound_url(server, settings.admin_host)
+        if tokens.generated_file is not None:
+            print(
+                f"admin panel: {url}  token: {tokens.first()}  (kept in {tokens.generated_file})",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            print(f"admin panel: {url}", file=sys.stderr, flush=True)
+        notify(f"READY=1\nSTATUS=serving {url}; {status_line(app)}")
+
+    config = uvicorn.Config(
+        app,
+        host=settings.admin_host,
+        port=settings.admin_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        proxy_headers=False,
+    )
+    server = _Server(config, on_ready=ready)
+    server.run()
+    return 0 if server.started else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
