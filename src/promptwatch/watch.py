@@ -22,6 +22,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -72,7 +73,11 @@ class WatchMode(enum.StrEnum):
 
 
 def _unescape_mountinfo(field: str) -> str:
-    return field.encode().decode("unicode_escape") if "\\" in field else field
+    """Undo the kernel's octal escapes (``\\040`` space, ``\\011`` tab…) byte-wise, keeping UTF-8 intact."""
+    if "\\" not in field:
+        return field
+    raw = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), os.fsencode(field))
+    return os.fsdecode(raw)
 
 
 def filesystem_type(path: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> str | None:
@@ -99,14 +104,19 @@ def _is_network_fs(fstype: str | None) -> bool:
     return fstype is not None and (fstype in NETWORK_FILESYSTEMS or fstype.startswith("fuse."))
 
 
+def _requested_mode(requested: WatchMode | str | None) -> WatchMode:
+    """The mode asked for: the argument, else ``PROMPTS_WATCH_MODE``, else ``auto`` (any case, blank = auto)."""
+    raw = requested if requested is not None else os.environ.get("PROMPTS_WATCH_MODE", "auto")
+    return WatchMode(str(raw).strip().lower() or "auto")
+
+
 def resolve_mode(requested: WatchMode | str | None, directory: Path) -> tuple[WatchMode, str | None]:
     """Resolve the watch mode: argument → ``PROMPTS_WATCH_MODE`` → auto-detection.
 
     Returns the mode to try and, when auto-detection chose polling, the reason.  ``inotify`` may
     still fall back to polling in :func:`start_watcher` when the observer cannot start in ``auto``.
     """
-    raw = requested if requested is not None else os.environ.get("PROMPTS_WATCH_MODE", "auto")
-    mode = WatchMode(str(raw).strip().lower() or "auto")
+    mode = _requested_mode(requested)
     if mode is not WatchMode.AUTO:
         return mode, None
     fstype = filesystem_type(directory)
@@ -137,6 +147,7 @@ class Watcher(ABC):
         self.whole_directory = whole_directory
         self.notify = notify
         self._stop = threading.Event()
+        self._wake = threading.Event()  # cut the current wait short: stopping, or the directory is gone
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -146,6 +157,7 @@ class Watcher(ABC):
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
         self._stop_backend()
@@ -173,7 +185,11 @@ class Watcher(ABC):
     def _poll_loop(self) -> None:
         last = self._stat_signature()
         last_check = time.time()
-        while not self._stop.wait(self._poll_interval()):
+        while True:
+            self._wake.wait(self._poll_interval())
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 current = self._stat_signature()
                 now = time.time()
@@ -298,6 +314,7 @@ class InotifyWatcher(Watcher):
         if isinstance(event, DirDeletedEvent) and os.fsdecode(event.src_path) == str(self.directory):
             logger.warning("watched directory %s was removed; waiting for it to come back", self.directory)
             self._dir_gone.set()
+            self._wake.set()  # the check loop may be in its 30 s wait: recheck every 50 ms from now on
             self.notify("inotify", True)
             return
         if isinstance(event, FileModifiedEvent):
@@ -359,8 +376,7 @@ def start_watcher(
         inotify.start()
         return inotify
     except OSError as e:
-        explicit = (mode if mode is not None else os.environ.get("PROMPTS_WATCH_MODE", "auto")) == "inotify"
-        if explicit:
+        if _requested_mode(mode) is WatchMode.INOTIFY:  # demanded, not auto-detected: an error
             raise
         logger.warning(
             "inotify cannot watch %s (%s); falling back to polling every %.0f ms",
