@@ -37,6 +37,8 @@ def file_lock(target: Path) -> Iterator[None]:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as e:
+        if e.errno == errno.ENOENT and not target.parent.is_dir():
+            raise WriteError(str(target), f"directory {target.parent} does not exist") from e
         raise WriteError(str(target), f"cannot open lock file {path}: {e.strerror}") from e
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
