@@ -140,12 +140,15 @@ class AriLine(Line):
     async def _say_fallback(self, fallback: str | None) -> None:
         if fallback:
             try:
-                cached = self.speech.cached(fallback)
-                sound = cached if cached is not None else await self.guard(self.speech.get(fallback))
+                sounds = []
+                for piece in split_sentences(fallback) or [fallback]:
+                    cached = self.speech.cached(piece)
+                    sounds.append(cached if cached is not None else await self.guard(self.speech.get(piece)))
             except TtsError as e:
                 logger.warning("call=%s tts failed for the fallback too: %s", self.call_id, e)
             else:
-                await self._play_sound(sound)
+                for sound in sounds:
+                    await self._play_sound(sound)
                 return
         await self.play(ERROR_SOUND, timeout=10)
 

@@ -31,10 +31,11 @@ from .ari.events import ConnectionState
 from .ari_line import AriLine
 from .backends.stt import NoStt, OpenAiStt, SttBackend
 from .backends.tts import EspeakTts, OpenAiTts, SpeechCache, TtsBackend
-from .call import CallFlow, FlowConfig
+from .call import DEFAULT_BUSY, CallFlow, FlowConfig
 from .calllog import CallLog, CallLogWriter
 from .errors import AriAuthError, ConfigError, TtsError
 from .kb import KnowledgeBase
+from .line import split_sentences
 from .metrics import Metrics
 from .settings import StasisSettings
 
@@ -93,10 +94,12 @@ def flow_config(settings: StasisSettings) -> FlowConfig:
 
 
 def speech_texts(snapshot: Snapshot) -> list[str]:
-    """The phrases every call may need at once: greeting, fillers, goodbye, fallback, busy, operator."""
+    """The pieces (sentences) of what every call may need at once: greeting, fillers, goodbye,
+    fallback, busy and operator phrases — as :meth:`Line.say` will ask for them."""
     p = snapshot.prompts
-    texts = [p.greeting, *p.fillers, p.goodbye, p.fallback, p.get("busy"), p.get("operator")]
-    return [t for t in dict.fromkeys(texts) if t]
+    phrases = [p.greeting, *p.fillers, p.goodbye, p.fallback, p.get("busy") or DEFAULT_BUSY, p.get("operator")]
+    pieces = [piece for text in phrases if text for piece in split_sentences(text)]
+    return list(dict.fromkeys(pieces))
 
 
 class StasisService:

@@ -167,6 +167,8 @@ class SpeechCache:
         self._semaphore = asyncio.Semaphore(concurrency)
         self._inflight: dict[Path, asyncio.Future[Sound]] = {}
         self._durations: dict[Path, float] = {}
+        self.texts: dict[str, str] = {}
+        """``sound:`` URI → the text it speaks, for every sound this cache handed out."""
 
     def path_for(self, text: str) -> Path:
         key = hashlib.sha256(f"{self.backend.cache_key}\0{self.rate}\0{text}".encode()).hexdigest()[:32]
@@ -177,13 +179,17 @@ class SpeechCache:
         path = self.path_for(text)
         duration = self._durations.get(path)
         if duration is not None and path.exists():
-            return Sound(path, duration, text)
+            return self._remember(Sound(path, duration, text))
         try:
             duration = wav_info(path.read_bytes()).duration
         except (OSError, EOFError, wave.Error):
             return None  # not there yet, or damaged: synthesise it again
         self._durations[path] = duration
-        return Sound(path, duration, text)
+        return self._remember(Sound(path, duration, text))
+
+    def _remember(self, sound: Sound) -> Sound:
+        self.texts[sound.media] = sound.text
+        return sound
 
     async def get(self, text: str) -> Sound:
         """The sound for ``text``, synthesising it when needed (raises :class:`TtsError`)."""
@@ -230,7 +236,7 @@ class SpeechCache:
                 os.unlink(tmp)
             raise
         self._durations[path] = duration
-        return Sound(path, duration, text)
+        return self._remember(Sound(path, duration, text))
 
     async def aclose(self) -> None:
         await self.backend.aclose()
