@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from .atomic import atomic_write
+from .atomic import atomic_write, lock_path
 
 __all__ = [
     "ConsumerStatus",
@@ -86,8 +86,11 @@ def write_status(status_dir: Path, status: ConsumerStatus) -> None:
 
 
 def remove_status(status_dir: Path, service: str, pid: int) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        (status_dir / f"{service}.{pid}.json").unlink()
+    """Remove the entry of ``service``/``pid`` and its lock file (only that process ever writes it)."""
+    entry = status_dir / f"{service}.{pid}.json"
+    for path in (entry, lock_path(entry)):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def read_statuses(status_dir: Path, *, path: Path | None = None) -> list[ConsumerStatus]:
