@@ -18,6 +18,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -119,6 +120,18 @@ def _consumer_counts(app: FastAPI) -> tuple[int, int]:
     return in_sync, len(views) - in_sync
 
 
+def _problem_for_validation_errors(schema: dict[str, Any]) -> None:
+    """Request validation errors are answered with :class:`Problem` (see ``install_handlers``): say so."""
+    problem = {"$ref": "#/components/schemas/Problem"}
+    for methods in schema.get("paths", {}).values():
+        for operation in methods.values():
+            response = operation.get("responses", {}).get("422")
+            if response is not None:
+                response["content"] = {"application/json": {"schema": problem}}
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema.get("components", {}).get("schemas", {}).pop(name, None)
+
+
 def create_app(settings: AdminSettings | None = None) -> FastAPI:
     """The admin app.  Raises :class:`~promptwatch.StartupError` when the token settings are unusable."""
     settings = settings or AdminSettings()
@@ -139,13 +152,13 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     # The shared schema of the prompts document, referenced by the request bodies of PUT/POST.
     original_openapi = app.openapi
 
-    def openapi() -> dict[str, object]:
+    def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = original_openapi()
             components = schema.setdefault("components", {})
-            components.setdefault("schemas", {}).setdefault(
-                "Prompts", Prompts.model_json_schema(ref_template="#/components/schemas/{model}")
-            )
+            schemas = components.setdefault("schemas", {})
+            schemas.setdefault("Prompts", Prompts.model_json_schema(ref_template="#/components/schemas/{model}"))
+            _problem_for_validation_errors(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

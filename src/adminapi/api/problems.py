@@ -76,7 +76,7 @@ def install_handlers(app: FastAPI) -> None:
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for error statuses, all with the :class:`Problem` body."""
     text = {
-        400: "Bad request (an unsafe file name)",
+        400: "Bad request (an unsafe file name, or a body that cannot be read)",
         401: "No bearer token",
         403: "Wrong token",
         404: "Not found",

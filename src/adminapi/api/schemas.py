@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..consumers import ConsumerView
 from ..history import Revision
@@ -91,6 +91,8 @@ class SaveOut(BaseModel):
 
 class PatchBody(BaseModel):
     """The new value of one prompt; ``remove: true`` deletes the key instead."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"value": "Добрый день! Метротех слушает."}]})
 
     value: str | list[str] | None = None
     remove: bool = False
@@ -185,6 +187,17 @@ class MessageIn(BaseModel):
 
 class PlaygroundIn(BaseModel):
     """A caller's phrase, answered with the *draft* prompts (not saved)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "prompts": {"system_prompt": "Ты — голосовой ассистент.", "greeting": "Здравствуйте!"},
+                    "text": "Сколько стоит доставка?",
+                }
+            ]
+        }
+    )
 
     prompts: dict[str, Any] = Field(description="The draft prompts document")
     text: str = Field(min_length=1, max_length=4000)

@@ -55,7 +55,7 @@ async def close_agent(state: object) -> None:
         await agent.aclose()
 
 
-@router.post("", summary="Try draft prompts", response_model=PlaygroundOut, responses=responses(413, 422))
+@router.post("", summary="Try draft prompts", response_model=PlaygroundOut, responses=responses(400, 413, 422))
 async def playground(
     body: PlaygroundIn, request: Request, settings: SettingsDep, _operator: OperatorDep
 ) -> PlaygroundOut:

@@ -251,7 +251,7 @@ async def list_history(
     editor: EditorDep,
     _operator: OperatorDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> HistoryList:
     items, total = await run_in_threadpool(editor.history.list, limit=limit, offset=offset)
     return HistoryList(items=[RevisionOut.of(r) for r in items], total=total, retention=editor.history.retention)
@@ -335,7 +335,7 @@ async def rollback(
 @router.patch(
     "/{key}",
     summary="Change or remove one prompt",
-    responses={200: {"description": "Written", "headers": ETAG_HEADER}, **responses(409, 412, 413, 422)},
+    responses={200: {"description": "Written", "headers": ETAG_HEADER}, **responses(400, 409, 412, 413, 422)},
 )
 async def patch_prompt(
     key: str,
