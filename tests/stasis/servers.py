@@ -35,7 +35,7 @@ class ServerThread:
             ws="websockets-sansio",
             lifespan="off",
             log_level="warning",
-            timeout_graceful_shutdown=2,
+            timeout_graceful_shutdown=0.5,
         )
         self._server = uvicorn.Server(config)
         started = threading.Event()
