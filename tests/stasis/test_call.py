@@ -284,3 +284,24 @@ def test_max_turns(ari: AriDouble, make_settings: Make, start_service: Start) ->
     detail = call_record(svc, ch)
     assert detail.end_reason == "max_turns"
     assert len(detail.turns) == 2
+
+
+def test_metrics_endpoint(ari: AriDouble, make_settings: Make, start_service: Start, prompts_file: Path) -> None:
+    import httpx
+
+    svc = start_service(make_settings(metrics_port=0))
+    ch = ari.place_call()
+    ari.hear(ch, "Сколько стоит доставка", "до свидания")
+    call_record(svc, ch)
+    port = svc.service.metrics_port
+    assert port
+
+    def scrape() -> str:
+        return httpx.get(f"http://127.0.0.1:{port}/metrics").text
+
+    text = wait_for(lambda: 'stasis_calls_total{reason="goodbye"} 1.0' in scrape() and scrape(), message="metrics")
+    assert "stasis_active_calls 0.0" in text
+    assert "stasis_ari_connected 1.0" in text
+    assert f'stasis_prompts_info{{sha256="{sha256_hex(prompts_file.read_bytes())}"}} 1.0' in text
+    for stage in ("stt", "llm", "tts"):
+        assert f'stasis_turn_stage_seconds_count{{stage="{stage}"}}' in text
