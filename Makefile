@@ -57,7 +57,7 @@ uninstall-units:
 
 ## The end-to-end test: boots Debian 12 with systemd in a container, installs, checks the services (root only).
 test-systemd: venv
-	$(BIN)/pytest -q -m systemd tests/systemd
+	PROMPTWATCH_SYSTEMD_REQUIRED=1 $(BIN)/pytest -q -m systemd tests/systemd
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

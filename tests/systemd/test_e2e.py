@@ -1,0 +1,388 @@
+"""End to end under a real systemd: boot Debian 12 in a container, `make install` + `make install-units`, and
+check what the operator relies on — readiness, reload, restart, journald priorities, sandbox, clean stop.
+
+Run by ``make test-systemd`` (root, debootstrap and systemd-container installed).  The tests share one
+booted container and run in file order: each step starts from the state the previous one left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ..util import wait_until
+from .container import Container, cache_dir, ensure_root, missing_tools
+from .render import MAX_EXPOSURE, REPO, SERVICES, make, offline_exposure, parse_exposure
+
+pytestmark = [pytest.mark.systemd, pytest.mark.timeout(900)]
+
+BOT = "metrotech-bot.service"
+PANEL = "metrotech-fastapi.service"
+PROMPTS = "/etc/metrotech/prompts.json"
+COPY_IGNORE = shutil.ignore_patterns(
+    ".git", ".venv", "__pycache__", "*.egg-info", "build", "dist", ".pytest_cache", ".mypy_cache", ".ruff_cache", "var"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    box: Container
+    port: int
+    token: str
+    install_output: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def show(self, unit: str, *props: str) -> dict[str, str]:
+        out = self.box.run(["systemctl", "show", unit, *(f"--property={p}" for p in props)]).stdout
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+    def main_pid(self, unit: str) -> int:
+        return int(self.show(unit, "MainPID")["MainPID"])
+
+    def journal(self, unit: str, *args: str, since_us: int = 0) -> list[dict[str, Any]]:
+        """Journal entries of ``unit`` (``journalctl -u UNIT -o json ARGS``) received after ``since_us``."""
+        out = self.box.run(["journalctl", "--no-pager", "-u", unit, "-o", "json", *args]).stdout
+        entries = [json.loads(line) for line in out.splitlines() if line.strip()]
+        return [e for e in entries if int(e["__REALTIME_TIMESTAMP"]) >= since_us]
+
+    def wait_for_line(self, unit: str, text: str, *args: str, since_us: int, timeout: float = 10) -> dict[str, Any]:
+        def find() -> dict[str, Any] | None:
+            return next((e for e in self.journal(unit, *args, since_us=since_us) if text in message(e)), None)
+
+        return wait_until(find, timeout=timeout, interval=0.05, message=f"{text!r} in journalctl -u {unit} {args}")
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        return httpx.request(method, self.url + path, headers=headers, timeout=10, **kwargs)
+
+    def bot_status(self) -> dict[str, Any]:
+        """The bot's entry in the shared status directory."""
+        pid = self.main_pid(BOT)
+        return json.loads(self.box.run(["cat", f"/run/metrotech/status/metrotech-bot.{pid}.json"]).stdout)
+
+
+def message(entry: dict[str, Any]) -> str:
+    value = entry.get("MESSAGE", "")
+    return bytes(value).decode(errors="replace") if isinstance(value, list) else str(value)
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def save_prompts(stack: Stack, greeting: str) -> str:
+    """Save through the admin API with a new greeting; returns the new sha256."""
+    current = stack.api("GET", "/api/prompts")
+    assert current.status_code == 200, current.text
+    document = current.json()
+    document["greeting"] = greeting
+    response = stack.api("PUT", "/api/prompts", json=document, headers={"If-Match": current.headers["ETag"]})
+    assert response.status_code in (200, 201), response.text
+    return response.headers["ETag"].strip('"')
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    required = os.environ.get("PROMPTWATCH_SYSTEMD_REQUIRED") == "1"
+    problem = "needs root" if os.geteuid() != 0 else ""
+    if missing := missing_tools():
+        problem = f"needs {', '.join(missing)} (apt-get install debootstrap systemd-container)"
+    if problem:
+        if required:
+            pytest.fail(f"the systemd end-to-end test {problem}")
+        pytest.skip(f"the systemd end-to-end test {problem}")
+
+    cache = cache_dir()
+    root = ensure_root(cache)
+    work = tmp_path_factory.mktemp("e2e")
+    source = work / "src"
+    shutil.copytree(REPO, source, ignore=COPY_IGNORE, symlinks=True)
+    # Wheels built on the host (same Python minor version and libc as Debian 12), installed offline inside.
+    wheels = cache / "wheels"
+    pip = [str(REPO / ".venv/bin/python"), "-m", "pip", "--disable-pip-version-check"]
+    wheel_cmd = [*pip, "wheel", "--quiet", "--wheel-dir", str(wheels), str(source), "setuptools>=68", "wheel"]
+    pip_run = subprocess.run(wheel_cmd, capture_output=True, text=True, timeout=600)
+    assert pip_run.returncode == 0, pip_run.stderr
+    for built in wheels.glob("promptwatch-*.whl"):
+        built.unlink()  # `make install` builds the project itself, from the source
+    shutil.rmtree(source / "build", ignore_errors=True)
+
+    port, ari_port = free_port(), free_port()
+    token = secrets.token_urlsafe(24)
+    binds = [(source, "/src", True), (wheels, "/wheelhouse", False)]
+    with Container(root, name=f"promptwatch-e2e-{os.getpid()}", binds=binds, log=work / "console.log") as box:
+        box.run(
+            ["make", "-C", "/src", "install", "PIP_FLAGS=--no-index --find-links=/wheelhouse"],
+            timeout=600,
+        )
+        output = box.run(["make", "-s", "-C", "/src", "install-units"], timeout=120).stdout
+        # The operator's settings: a free port for the panel, a token, and an Asterisk that is not there.
+        env = f"ADMIN_PORT={port}\nADMIN_TOKEN={token}\nARI_URL=http://127.0.0.1:{ari_port}\n"
+        box.sh(f"printf '%s' '{env}' >> /etc/metrotech/metrotech.env")
+        stack = Stack(box, port, token, output)
+        try:
+            yield stack
+        finally:
+            journal = box.run(["journalctl", "--no-pager", "-b", "-o", "short-precise"], check=False).stdout
+            (work / "journal.txt").write_text(journal)
+            print(f"container journal: {work / 'journal.txt'}")
+
+
+def test_install_units_creates_user_directories_and_enables_the_target(stack: Stack) -> None:
+    box = stack.box
+    assert "installed  /etc/systemd/system/metrotech-bot.service" in stack.install_output
+    assert box.run(["id", "-nG", "metrotech"]).stdout.split() == ["metrotech"]
+    stats = box.sh(
+        "stat -c '%n %a %U %G' /etc/metrotech /etc/metrotech/metrotech.env /etc/metrotech/prompts.json "
+        "/etc/metrotech/kb /var/lib/metrotech /var/lib/metrotech/sounds /run/metrotech/status"
+    ).splitlines()
+    assert stats == [
+        "/etc/metrotech 2775 root metrotech",
+        "/etc/metrotech/metrotech.env 640 root metrotech",
+        "/etc/metrotech/prompts.json 664 metrotech metrotech",
+        "/etc/metrotech/kb 2775 metrotech metrotech",
+        "/var/lib/metrotech 750 metrotech metrotech",
+        "/var/lib/metrotech/sounds 2750 metrotech metrotech",
+        "/run/metrotech/status 750 metrotech metrotech",
+    ]
+    for unit in (*SERVICES, "metrotech.target"):
+        assert box.run(["systemctl", "is-enabled", unit]).stdout.strip() == "enabled"
+    # Re-running is safe: nothing replaced, nothing backed up, the operator's env file kept.
+    again = box.run(["make", "-s", "-C", "/src", "install-units"], timeout=120).stdout
+    assert "installed" not in again and "backed up" not in again, again
+    assert f"ADMIN_PORT={stack.port}" in box.run(["cat", "/etc/metrotech/metrotech.env"]).stdout
+
+
+def test_target_starts_both_services_and_they_reach_readiness(stack: Stack) -> None:
+    started = time.monotonic()
+    stack.box.run(["systemctl", "start", "metrotech.target"], timeout=120)
+    assert time.monotonic() - started < 60
+    for unit in SERVICES:
+        props = stack.show(unit, "Type", "ActiveState", "SubState", "Result", "NRestarts", "StatusText")
+        assert props["Type"] == "notify"
+        # Type=notify: `active` is reached only after READY=1, with Asterisk down (nothing listens on ARI_URL).
+        assert (props["ActiveState"], props["SubState"], props["NRestarts"]) == ("active", "running", "0"), props
+    assert stack.show("metrotech.target", "ActiveState")["ActiveState"] == "active"
+
+
+def test_healthz_answers(stack: Stack) -> None:
+    response = httpx.get(stack.url + "/healthz", timeout=10)
+    assert response.status_code == 200
+    assert stack.api("GET", "/api/prompts").status_code == 200
+    assert httpx.get(stack.url + "/api/prompts", timeout=10).status_code == 401
+
+
+def test_systemctl_status_shows_the_status_line(stack: Stack) -> None:
+    sha = stack.bot_status()["sha256"]
+    for unit in SERVICES:
+        text = stack.show(unit, "StatusText")["StatusText"]
+        assert text, f"{unit} sent no STATUS="
+        status = stack.box.run(["systemctl", "status", "--no-pager", unit], check=False).stdout
+        assert f'Status: "{text}' in status, status
+    assert sha[:8] in stack.show(BOT, "StatusText")["StatusText"]
+
+
+@pytest.mark.parametrize("unit", SERVICES)
+def test_every_hardening_option_holds_and_python_works(stack: Stack, unit: str) -> None:
+    """Run a probe under a copy of the installed unit: same sandbox, only ExecStart= and restarts changed."""
+    box = stack.box
+    probe = unit.replace(".service", "-probe.service")
+    writable = ["/var/lib/metrotech", "/run/metrotech/status"] + (["/etc/metrotech"] if unit == PANEL else [])
+    args = " ".join(f"--writable {path}" for path in writable)
+    box.sh(
+        f"""
+        sed -e '/^\\[Install\\]/,$d' /etc/systemd/system/{unit} > /run/systemd/system/{probe}
+        mkdir -p /run/systemd/system/{probe}.d
+        cat > /run/systemd/system/{probe}.d/probe.conf <<'EOF'
+[Service]
+Type=exec
+Restart=no
+WatchdogSec=0
+ExecReload=
+ExecStart=
+ExecStart=/opt/metrotech/venv/bin/python /src/tests/systemd/sandbox_probe.py {args}
+SyslogIdentifier=sandbox-probe
+EOF
+        systemctl daemon-reload
+        """
+    )
+    since = now_us()
+    box.run(["systemctl", "start", probe], timeout=60)
+    wait_until(
+        lambda: stack.show(probe, "ActiveState")["ActiveState"] in ("inactive", "failed"), timeout=60, interval=0.1
+    )
+    assert stack.show(probe, "Result")["Result"] == "success"
+    lines = [message(e) for e in stack.journal(probe, since_us=since)]
+    found = json.loads(next(line for line in lines if line.startswith("{")))
+    box.sh(f"rm -rf /run/systemd/system/{probe} /run/systemd/system/{probe}.d; systemctl daemon-reload")
+
+    assert found["user"] == "metrotech"
+    assert found["NoNewPrivs"] == "1"  # NoNewPrivileges=
+    assert found["Seccomp"] == "2"  # SystemCallFilter=
+    assert int(found["CapEff"], 16) == 0 and int(found["CapBnd"], 16) == 0  # CapabilityBoundingSet=
+    assert found["Umask"] == "0027"  # UMask=
+    assert all(v == "ok" for v in found["imports"].values()), found["imports"]  # Python under MemoryDenyWriteExecute
+    assert found["mmap_wx"] == "EPERM"  # MemoryDenyWriteExecute=
+    assert {p: r for p, r in found["write"].items() if p in ("/etc", "/usr", "/opt", "/var/lib")} == {
+        "/etc": "EROFS",
+        "/usr": "EROFS",
+        "/opt": "EROFS",
+        "/var/lib": "EROFS",
+    }  # ProtectSystem=strict
+    assert all(found["write"][p] == "ok" for p in writable), found["write"]  # StateDirectory=, ReadWritePaths=
+    assert all(r in ("EACCES", "ENOENT") for r in found["home"].values()), found["home"]  # ProtectHome=
+    assert found["tmp_is_private"]  # PrivateTmp=
+    assert "console" not in found["dev"] and "null" in found["dev"], found["dev"]  # PrivateDevices=
+    # ProtectKernelTunables= (ProcSubset=pid hides /proc/sys altogether).
+    assert found["proc_sys_write"] in ("EROFS", "EACCES", "ENOENT") and found["sys_mount"] == "ro"
+    assert found["cgroup_write"] in ("EROFS", "EACCES")  # ProtectControlGroups=
+    assert found["kmsg"] in ("EACCES", "ENOENT", "EPERM")  # ProtectKernelLogs=
+    assert not found["proc_1_visible"]  # ProtectProc=invisible
+    assert not found["proc_meminfo_visible"]  # ProcSubset=pid
+    assert found["uid_map"] != ["0", "0", "4294967295"]  # PrivateUsers=
+    assert found["sockets"] == {  # RestrictAddressFamilies=
+        "AF_UNIX": "ok",
+        "AF_INET": "ok",
+        "AF_INET6": "ok",
+        "AF_PACKET": "EAFNOSUPPORT",
+        "AF_NETLINK": "EAFNOSUPPORT",
+    }
+    assert found["unshare_user"] == "EPERM"  # RestrictNamespaces=
+    assert found["setpriority"] == "EPERM"  # SystemCallFilter=~@resources
+    assert found["espeak"] is True and found["sox"] == 0  # the bot's subprocesses work in the sandbox
+
+
+def test_security_inside_agrees_with_the_offline_score(stack: Stack, tmp_path: Path) -> None:
+    make("install-units", destdir=tmp_path)
+    offline = offline_exposure(tmp_path / "etc/systemd/system")
+    online = parse_exposure(stack.box.run(["systemd-analyze", "security", "--no-pager", *SERVICES]).stdout)
+    assert online == offline, (online, offline)
+    assert all(score <= MAX_EXPOSURE for score in online.values()), online
+
+
+def test_admin_save_is_live_in_the_bot_within_a_second(stack: Stack) -> None:
+    since = now_us()
+    sha = save_prompts(stack, "Здравствуйте! Это проверка горячей перезагрузки.")
+    entry = stack.wait_for_line(BOT, f"prompts reloaded sha={sha[:8]} source=inotify", since_us=since, timeout=10)
+    latency = (int(entry["__REALTIME_TIMESTAMP"]) - since) / 1e6
+    assert latency < 1.0, f"the bot logged the reload {latency:.3f}s after the save started"
+    assert entry["PRIORITY"] == "6" and entry["SYSLOG_IDENTIFIER"] == "metrotech-bot"
+    # The panel's own log is its own; the shared status directory shows the bot on the new sha.
+    assert all(e["SYSLOG_IDENTIFIER"] == "metrotech-fastapi" for e in stack.journal(PANEL, since_us=since)), (
+        "mixed logs"
+    )
+    assert stack.bot_status()["sha256"] == sha
+    consumers = stack.api("GET", "/api/status").json()
+    assert any(c.get("service") == "metrotech-bot" and c.get("sha256") == sha for c in consumers["consumers"]), (
+        consumers
+    )
+
+
+def test_kill_9_of_the_bot_is_restarted_by_systemd(stack: Stack) -> None:
+    pid = stack.main_pid(BOT)
+    stack.box.run(["kill", "-9", str(pid)])
+
+    def restarted() -> bool:
+        props = stack.show(BOT, "ActiveState", "NRestarts", "MainPID")
+        return props["ActiveState"] == "active" and props["MainPID"] not in ("0", str(pid))
+
+    wait_until(restarted, timeout=40, interval=0.2, message="metrotech-bot restarted after kill -9")  # RestartSec=10
+    assert stack.show(BOT, "NRestarts")["NRestarts"] == "1"
+
+
+def test_systemctl_reload_reloads_the_prompts_with_source_signal(stack: Stack) -> None:
+    box = stack.box
+    # Without its watcher the bot only learns of a change through the reload, so the reload is what applies it.
+    box.sh(
+        f"mkdir -p /run/systemd/system/{BOT}.d && printf '[Service]\\nEnvironment=PROMPTS_HOT_RELOAD=false\\n' "
+        f"> /run/systemd/system/{BOT}.d/50-no-watch.conf && systemctl daemon-reload && systemctl restart {BOT}"
+    )
+    try:
+        old = stack.bot_status()["sha256"]
+        sha = save_prompts(stack, "Здравствуйте! Эту версию применяет systemctl reload.")
+        assert stack.bot_status()["sha256"] == old
+        since = now_us()
+        box.run(["systemctl", "reload", BOT])
+        stack.wait_for_line(BOT, f"prompts reloaded sha={sha[:8]} source=signal", since_us=since, timeout=10)
+        wait_until(lambda: stack.bot_status()["sha256"] == sha, timeout=5, message="status file after reload")
+        assert stack.show(BOT, "ActiveState")["ActiveState"] == "active"
+    finally:
+        box.sh(f"rm -rf /run/systemd/system/{BOT}.d && systemctl daemon-reload && systemctl restart {BOT}")
+
+
+def test_a_broken_prompts_file_is_an_error_in_the_journal_and_the_bot_keeps_the_old_sha(stack: Stack) -> None:
+    box = stack.box
+    good = box.run(["cat", PROMPTS]).stdout
+    status = stack.bot_status()
+    pid = stack.main_pid(BOT)
+    since = now_us()
+    box.sh(f"printf '%s' '{{\"greeting\": \"оборвано' > {PROMPTS}")  # written in place, as an editor would
+    try:
+        entry = stack.wait_for_line(
+            BOT, f"prompts rejected, keeping sha={status['sha256'][:8]}", "-p", "err", since_us=since, timeout=10
+        )
+        assert entry["PRIORITY"] == "3"
+        assert stack.show(BOT, "ActiveState")["ActiveState"] == "active"
+        assert stack.main_pid(BOT) == pid
+        now = stack.bot_status()
+        assert now["sha256"] == status["sha256"] and now["last_error"]
+        # -p err is only errors: the info lines of the same service are not in it.
+        assert all(int(e["PRIORITY"]) <= 3 for e in stack.journal(BOT, "-p", "err"))
+    finally:
+        box.run(["sh", "-c", f"cat > {PROMPTS}"], input=good)
+    stack.wait_for_line(BOT, "prompts file is valid again", since_us=since, timeout=10)
+
+
+def test_restarting_the_target_restarts_both_services(stack: Stack) -> None:
+    before = {unit: stack.main_pid(unit) for unit in SERVICES}
+    stack.box.run(["systemctl", "restart", "metrotech.target"], timeout=120)
+    for unit in SERVICES:
+        assert stack.show(unit, "ActiveState")["ActiveState"] == "active"
+        assert stack.main_pid(unit) != before[unit]
+
+
+def test_stop_exits_cleanly_within_the_grace_period(stack: Stack) -> None:
+    timeout = float(stack.show(BOT, "TimeoutStopUSec")["TimeoutStopUSec"].removesuffix("s"))
+    started = time.monotonic()
+    stack.box.run(["systemctl", "stop", "metrotech.target"], timeout=120)
+    elapsed = time.monotonic() - started
+    assert elapsed < timeout
+    for unit in SERVICES:
+        props = stack.show(unit, "ActiveState", "Result", "ExecMainCode", "ExecMainStatus")
+        # ExecMainCode=1 is CLD_EXITED: the process exited by itself (status 0), not killed by a signal.
+        assert props == {"ActiveState": "inactive", "Result": "success", "ExecMainCode": "1", "ExecMainStatus": "0"}, (
+            unit,
+            props,
+        )
+
+
+def test_uninstall_units_keeps_config_and_data(stack: Stack) -> None:
+    box = stack.box
+    box.run(["make", "-s", "-C", "/src", "uninstall-units"], timeout=120)
+    listed = box.run(["systemctl", "list-unit-files", "--no-legend", "metrotech*"]).stdout
+    assert listed.strip() == ""
+    box.run(["test", "-f", "/etc/metrotech/prompts.json"])
+    box.run(["test", "-f", "/etc/metrotech/metrotech.env"])
+    box.run(["test", "-d", "/var/lib/metrotech"])
+    assert not box.run(["test", "-e", "/etc/systemd/system/metrotech-bot.service"], check=False).returncode == 0

@@ -1,0 +1,219 @@
+"""The units, snippets and install targets, without booting anything: render, verify, score, DESTDIR tree."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .render import MAX_EXPOSURE, REPO, SERVICES, UNITS, has_systemd_analyze, make, offline_exposure
+
+needs_analyze = pytest.mark.skipif(not has_systemd_analyze(), reason="systemd-analyze not installed")
+
+# The hand-made unit from the operator's notes, as it sits in /etc/systemd/system before the migration.
+SEED_FASTAPI_UNIT = """\
+[Unit]
+Description=Metrotech FastAPI Admin Panel & API
+After=network.target redis-server.service
+Wants=redis-server.service
+
+[Service]
+Type=simple
+User=root
+WorkingDirectory=/root/Asterisk_bot/asterisk-vox-bot
+ExecStart=/bin/bash -lc 'source /root/Asterisk_bot/asterisk-vox-bot/venv/bin/activate && exec python main.py'
+Restart=always
+RestartSec=10
+StandardOutput=append:/root/Asterisk_bot/asterisk-vox-bot/fastapi.log
+StandardError=append:/root/Asterisk_bot/asterisk-vox-bot/fastapi.log
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+EXPECTED_FILES = {
+    "etc/systemd/system/metrotech-bot.service": 0o644,
+    "etc/systemd/system/metrotech-fastapi.service": 0o644,
+    "etc/systemd/system/metrotech.target": 0o644,
+    "etc/sysusers.d/metrotech.conf": 0o644,
+    "etc/tmpfiles.d/metrotech.conf": 0o644,
+    "etc/metrotech/metrotech.env": 0o640,
+    "etc/metrotech/prompts.json": 0o664,
+    "etc/metrotech/kb/тарифы.md": 0o664,
+    "etc/metrotech/kb/доставка.md": 0o664,
+    "etc/metrotech/kb/часы-работы.md": 0o664,
+}
+
+
+def tree(root: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file under ``root``: relative path → (mode, content)."""
+    return {
+        str(p.relative_to(root)): (stat.S_IMODE(p.stat().st_mode), p.read_bytes())
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def unit(path: Path) -> configparser.RawConfigParser:
+    """A unit file parsed well enough to read single-valued settings (last assignment wins)."""
+    parser = configparser.RawConfigParser(strict=False, interpolation=None, delimiters=("=",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(path.read_text())
+    return parser
+
+
+@pytest.fixture
+def destdir(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    make("install-units", destdir=root)
+    return root
+
+
+def test_destdir_install_produces_the_expected_tree(destdir: Path) -> None:
+    files = tree(destdir)
+    assert {path: mode for path, (mode, _) in files.items()} == EXPECTED_FILES
+    assert (destdir / "etc/metrotech/prompts.json").read_bytes() == (REPO / "config/prompts.json").read_bytes()
+    for path in files:
+        assert not re.search(r"@[A-Z_]+@", (destdir / path).read_text()), f"an unrendered @VARIABLE@ in {path}"
+
+
+def test_install_units_again_changes_nothing(destdir: Path) -> None:
+    before = tree(destdir)
+    output = make("install-units", destdir=destdir)
+    assert tree(destdir) == before
+    assert "installed" not in output and "backed up" not in output
+    assert not (destdir / "var/backups").exists()
+
+
+def test_operator_config_is_never_overwritten(destdir: Path) -> None:
+    env = destdir / "etc/metrotech/metrotech.env"
+    prompts = destdir / "etc/metrotech/prompts.json"
+    env.write_text("ARI_PASSWORD=operator-secret\n")
+    prompts.write_text('{"greeting": "edited by the operator"}\n')
+    (destdir / "etc/metrotech/kb/тарифы.md").unlink()
+    make("install-units", destdir=destdir)
+    assert env.read_text() == "ARI_PASSWORD=operator-secret\n"
+    assert prompts.read_text() == '{"greeting": "edited by the operator"}\n'
+    assert not (destdir / "etc/metrotech/kb/тарифы.md").exists(), "an existing kb directory is the operator's"
+
+
+def test_a_hand_made_unit_is_backed_up_before_it_is_replaced(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    old = root / "etc/systemd/system/metrotech-fastapi.service"
+    old.parent.mkdir(parents=True)
+    old.write_text(SEED_FASTAPI_UNIT)
+    output = make("install-units", destdir=root)
+    backups = list((root / "var/backups/metrotech").iterdir())
+    assert len(backups) == 1 and backups[0].name.startswith("metrotech-fastapi.service.")
+    assert backups[0].read_text() == SEED_FASTAPI_UNIT
+    assert "backed up" in output
+    assert "ExecStart=/opt/metrotech/venv/bin/adminapi" in old.read_text()
+    make("install-units", destdir=root)
+    assert len(list((root / "var/backups/metrotech").iterdir())) == 1, "an unchanged unit is not backed up again"
+
+
+def test_uninstall_removes_units_and_snippets_and_keeps_config(destdir: Path) -> None:
+    make("uninstall-units", destdir=destdir)
+    assert sorted(tree(destdir)) == sorted(p for p in EXPECTED_FILES if p.startswith("etc/metrotech/"))
+
+
+def test_prefix_and_grace_period_are_rendered(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    make("install-units", destdir=root, PREFIX="/srv/bot", CALL_GRACE_SECONDS="40")
+    bot = unit(root / "etc/systemd/system/metrotech-bot.service")
+    assert bot["Service"]["ExecStart"] == "/srv/bot/venv/bin/stasis run"
+    assert bot["Service"]["TimeoutStopSec"] == "55"
+    assert "CALL_GRACE_SECONDS=40" in (root / "etc/systemd/system/metrotech-bot.service").read_text()
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_units_have_the_promised_settings(destdir: Path, name: str) -> None:
+    path = destdir / "etc/systemd/system" / name
+    service = unit(path)["Service"]
+    assert service["Type"] == "notify"
+    assert service["Restart"] == "always"
+    assert service["RestartSec"] == "10"
+    assert service["User"] == "metrotech"
+    assert service["SyslogIdentifier"] == name.removesuffix(".service")
+    assert service["EnvironmentFile"] == "-/etc/metrotech/metrotech.env"
+    assert service["ProtectSystem"] == "strict"
+    assert service["CapabilityBoundingSet"] == ""
+    assert service["MemoryDenyWriteExecute"] == "yes"
+    assert service["RuntimeDirectory"] == "metrotech" and service["RuntimeDirectoryPreserve"] == "yes"
+    assert "PROMPTS_STATUS_DIR=/run/metrotech/status" in path.read_text()
+    assert "append:" not in path.read_text() and "StandardOutput" not in service, "logs go to the journal"
+    assert unit(path)["Unit"]["PartOf"] == "metrotech.target"
+    assert unit(path)["Install"]["WantedBy"] == "metrotech.target"
+
+
+def test_bot_unit_reload_watchdog_and_stop_timeout(destdir: Path) -> None:
+    path = destdir / "etc/systemd/system/metrotech-bot.service"
+    service = unit(path)["Service"]
+    assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    assert int(service["WatchdogSec"]) > 0
+    assert service["TimeoutStopSec"] == "35"  # CALL_GRACE_SECONDS=20 + 15 s for the goodbye and hang-up
+    assert "CALL_GRACE_SECONDS=20" in path.read_text()
+    after = unit(path)["Unit"]["After"].split()
+    assert "asterisk.service" in after
+    assert "Wants" not in unit(path)["Unit"] and "Requires" not in unit(path)["Unit"], "the bot must not pull Asterisk"
+    # Only the panel writes the configuration directory.
+    assert "ReadWritePaths" not in service
+    assert (
+        unit(destdir / "etc/systemd/system/metrotech-fastapi.service")["Service"]["ReadWritePaths"] == "/etc/metrotech"
+    )
+
+
+def test_target_wants_both_services(destdir: Path) -> None:
+    target = unit(destdir / "etc/systemd/system/metrotech.target")
+    assert target["Unit"]["Wants"].split() == list(SERVICES)
+    assert target["Install"]["WantedBy"] == "multi-user.target"
+
+
+@needs_analyze
+def test_rendered_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    # verify checks that ExecStart= exists: render with a PREFIX that holds stand-in executables.
+    prefix = tmp_path / "opt"
+    (prefix / "venv/bin").mkdir(parents=True)
+    for exe in ("stasis", "adminapi"):
+        (prefix / "venv/bin" / exe).write_text("#!/bin/sh\n")
+        (prefix / "venv/bin" / exe).chmod(0o755)
+    root = tmp_path / "root"
+    make("install-units", destdir=root, PREFIX=str(prefix))
+    unit_dir = root / "etc/systemd/system"
+    result = subprocess.run(
+        ["systemd-analyze", "verify", *(str(unit_dir / name) for name in UNITS)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SYSTEMD_LOG_LEVEL": "notice"},
+    )
+    assert result.returncode == 0 and result.stderr == "" and result.stdout == "", result.stderr
+
+
+@needs_analyze
+def test_security_exposure_is_at_most_2(destdir: Path) -> None:
+    scores = offline_exposure(destdir / "etc/systemd/system")
+    assert all(score <= MAX_EXPOSURE for score in scores.values()), scores
+
+
+def test_snippets_name_the_user_and_directories(destdir: Path) -> None:
+    sysusers = (destdir / "etc/sysusers.d/metrotech.conf").read_text()
+    assert any(line.split()[:2] == ["u", "metrotech"] for line in sysusers.splitlines() if line and line[0] != "#")
+    tmpfiles = [
+        line.split()
+        for line in (destdir / "etc/tmpfiles.d/metrotech.conf").read_text().splitlines()
+        if line and line[0] != "#"
+    ]
+    paths = {fields[1]: fields for fields in tmpfiles}
+    assert paths["/etc/metrotech"][2:5] == ["2775", "root", "metrotech"]
+    assert paths["/var/lib/metrotech/sounds"][2:5] == ["2750", "metrotech", "metrotech"]
+    assert paths["/run/metrotech/status"][3] == "metrotech"
+
+
+def test_units_script_is_posix_sh() -> None:
+    subprocess.run(["sh", "-n", str(REPO / "systemd/units.sh")], check=True, timeout=10)
