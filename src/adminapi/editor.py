@@ -92,7 +92,7 @@ class PromptsEditor:
     def start(self) -> None:
         """Start watching (when the file is valid) and record what is on disk as the first revision."""
         self._ensure_watching()
-        self.sync_history(message="on disk when the panel started")
+        self.sync_history(message="на диске при запуске панели")
 
     def _ensure_watching(self) -> None:
         if self.hot is not None or self._closed or not self.settings.prompts_hot_reload:
@@ -147,7 +147,7 @@ class PromptsEditor:
         found = self.history.find(latest.sha256)
         return found[1] if found else None
 
-    def sync_history(self, *, message: str = "changed outside the panel") -> Revision | None:
+    def sync_history(self, *, message: str = "изменено вне панели") -> Revision | None:
         """Record the content on disk as a revision (author ``file``) unless it is already the newest one."""
         with self._lock:
             state = self.read()
@@ -217,5 +217,5 @@ class PromptsEditor:
             return None
         rev, data = found
         return self.save(
-            data, if_match=if_match, author=author, origin="rollback", message=f"rollback to {rev.sha256[:12]}"
+            data, if_match=if_match, author=author, origin="rollback", message=f"откат к {rev.sha256[:12]}"
         )

@@ -31,6 +31,7 @@ from promptwatch.logs import setup_logging
 from promptwatch.systemd import notify
 from stasis.calllog import CallLog
 
+from .api.limits import UploadLimit
 from .api.problems import install_handlers
 from .api.routes import calls, health, kb, metrics, playground, prompts, status
 from .auth import load_tokens
@@ -146,6 +147,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     app.state.metrics = AdminMetrics(lambda: _consumer_counts(app))
     app.state.editor = None
     install_handlers(app)
+    app.add_middleware(UploadLimit, max_bytes=settings.kb_max_bytes)
     for module in (health, prompts, status, kb, calls, playground, metrics):
         app.include_router(module.router)
 

@@ -96,3 +96,10 @@ def test_names_are_nfc_normalised() -> None:
     assert check_name(decomposed) == "й.md"
     with pytest.raises(KbNameError):
         check_name("a\u200b.md")  # zero-width space: a format character
+
+
+def test_an_oversized_upload_is_refused_from_its_declared_length(client: httpx.Client, config_dir: Path) -> None:
+    limit = client.get("/api/kb").json()["max_bytes"]
+    r = client.post("/api/kb", files={"file": ("огромный.md", b"a" * (limit + 200 * 1024), "text/markdown")})
+    assert r.status_code == 413 and "the limit is" in r.json()["detail"]
+    assert not (config_dir / "kb" / "огромный.md").exists()

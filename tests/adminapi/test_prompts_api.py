@@ -56,6 +56,14 @@ def test_get_is_never_stale_after_a_write_outside_the_panel(client: httpx.Client
     )
     r = client.get("/api/prompts", headers={"If-None-Match": first})
     assert r.status_code == 200 and r.json()["greeting"] == "Алло, это новая версия"
+    # The panel's watcher records the CLI's write in the history, by "file".
+    sha = sha256_hex(prompts_file.read_bytes())
+    wait_until(
+        lambda: client.get("/api/prompts/history").json()["items"][0]["sha256"] == sha,
+        timeout=10,
+        message="the CLI write is in the history",
+    )
+    assert client.get("/api/prompts/history").json()["items"][0]["author"] == "file"
 
 
 def test_put_writes_atomically_and_reports_the_consumer_applying_it(

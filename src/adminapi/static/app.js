@@ -122,6 +122,17 @@ function renderEditor(doc) {
   }
 }
 
+function editorDirty() {
+  return editor.doc !== null && JSON.stringify(collectDraft()) !== JSON.stringify(normalizeDoc(editor.doc));
+}
+
+function normalizeDoc(doc) {
+  const out = {};
+  for (const key of KNOWN) out[key] = key === "fillers" ? doc.fillers || [] : doc[key] ?? null;
+  for (const [k, v] of Object.entries(doc)) if (!KNOWN.includes(k)) out[k] = v;
+  return out;
+}
+
 function collectDraft() {
   const doc = {};
   for (const area of document.querySelectorAll("#fields textarea")) {
@@ -299,7 +310,7 @@ async function showDiff(from, to) {
 }
 
 async function rollback(sha) {
-  if (!confirm(`Откатить промпты к версии ${short(sha)}?`)) return;
+  const out = $("#history-message");
   const status = await (await api("GET", "/api/status")).json();
   try {
     const r = await api("POST", `/api/prompts/rollback/${sha}?wait_ms=${WAIT_MS}`, {
@@ -307,12 +318,17 @@ async function rollback(sha) {
     });
     const result = await r.json();
     const applied = result.consumers.filter((c) => c.in_sync).length;
-    alert(`Откат выполнен: версия ${short(result.sha256)}, применили ${applied} из ${result.consumers.length}.`);
+    out.className = `banner ${result.all_applied ? "ok" : "warn"}`;
+    out.textContent = `Откат к ${short(sha)} выполнен (новая версия ${short(result.sha256)}); `
+      + `применили ${applied} из ${result.consumers.length} процессов.`;
   } catch (e) {
-    if (e instanceof ApiError && e.status === 412) alert("Промпты только что изменились; обновите историю и повторите.");
-    else throw e;
+    if (!(e instanceof ApiError) || e.status !== 412) throw e;
+    out.className = "banner error";
+    out.textContent = "Промпты только что изменились; история обновлена, повторите откат.";
   }
+  out.hidden = false;
   await loadHistory();
+  if (!editorDirty()) await loadPrompts();
 }
 
 // ---- knowledge base ----------------------------------------------------------------------------
