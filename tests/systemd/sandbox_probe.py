@@ -2,7 +2,8 @@
 
 Started by systemd with a copy of an installed unit (only ExecStart=, Type= and restart settings
 changed), with the project's venv interpreter.  Prints one JSON object: check name → observed value.
-``--writable PATH`` (repeatable) names the directories the unit should be able to write.
+``--writable PATH`` (repeatable) names the directories the unit should be able to write, ``--peer PID``
+the main process of the other service (running as the same user).
 Standard library only; this file is not a test module.
 """
 
@@ -110,8 +111,8 @@ def main() -> None:
     # ProtectProc=invisible, ProcSubset=pid.
     out["proc_1_visible"] = os.path.exists("/proc/1")
     out["proc_meminfo_visible"] = os.path.exists("/proc/meminfo")
-    # PrivateUsers=yes: only a few ids mapped.
-    out["uid_map"] = Path("/proc/self/uid_map").read_text().split("\n")[0].split()
+    peer = next(sys.argv[i + 1] for i, arg in enumerate(sys.argv) if arg == "--peer")
+    out["peer_visible"] = os.path.exists(f"/proc/{peer}/stat")
     # RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6.
     families = {"AF_UNIX": socket.AF_UNIX, "AF_INET": socket.AF_INET, "AF_INET6": socket.AF_INET6}
     families |= {"AF_PACKET": socket.AF_PACKET, "AF_NETLINK": socket.AF_NETLINK}
