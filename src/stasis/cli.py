@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -62,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(os.environ.get("LOG_LEVEL", "WARNING"))
     else:
         setup_logging()
+    for noisy in ("httpx", "httpcore", "websockets"):  # one line per request would drown the call events
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         if args.command == "run":
             from .service import StasisService

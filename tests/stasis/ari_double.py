@@ -139,6 +139,9 @@ class AriDouble:
         self.requests: list[tuple[str, str, dict[str, str], int]] = []
         self.events: list[dict[str, Any]] = []
         self.ws_connects = 0
+        self.marks: list[tuple[float, str, str]] = []
+        """(monotonic time, what, channel id): ``heard`` when a recording with speech finished,
+        ``play`` when a play request arrived — for measuring turn latency."""
         self.ws_rejected = 0
         self._clients: list[_Client] = []
         self._ids = itertools.count(1)
@@ -189,7 +192,8 @@ class AriDouble:
         return self.server.call(self._place_call(number, name, state))
 
     def hear(self, channel_id: str, *texts: str) -> None:
-        """What the caller will say to the next recordings ("" for silence)."""
+        """What the caller will say to the next recordings: text, "" for silence, or ``dtmf:DIGITS``
+        to press keys once the recording has started."""
         self.server.call(self._hear(channel_id, texts))
 
     def press(self, channel_id: str, digits: str) -> None:
@@ -420,6 +424,7 @@ class AriDouble:
         return None
 
     async def _play(self, channel: FakeChannel, query: dict[str, str]) -> Response:
+        self.marks.append((time.monotonic(), "play", channel.id))
         media = query.get("media", "")
         pid = query.get("playbackId") or f"pb-{next(self._ids)}"
         record = PlayRecord(pid, media)
@@ -485,6 +490,9 @@ class AriDouble:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(remaining):
                     await rec.wake.wait()
+        if text and text.startswith("dtmf:"):
+            await self._press(channel.id, text[len("dtmf:") :])  # the caller keys instead of speaking
+            text = None
         if text:
             seconds = min(self.speech_seconds, rec.max_duration or self.speech_seconds)
             await asyncio.sleep(seconds * self.time_scale)
@@ -495,6 +503,8 @@ class AriDouble:
             duration = 0
         channel.recording = None
         self.stored[rec.name] = wav
+        if text or rec.terminated:
+            self.marks.append((time.monotonic(), "heard", channel.id))
         await self._emit(
             "RecordingFinished",
             recording={

@@ -225,3 +225,21 @@ def test_console_ends_at_eof(tmp_path: Path, config_dir: Path, openai: FakeOpenA
     out, err = proc.communicate("", timeout=30)
     assert proc.returncode == 0, err
     assert out.splitlines()[1].startswith("бот: Здравствуйте!")
+
+
+def test_console_sigint_says_goodbye_and_exits_0(tmp_path: Path, config_dir: Path, openai: FakeOpenAi) -> None:
+    prompts = orjson.loads((config_dir / "prompts.json").read_bytes())
+    env = service_env(tmp_path, config_dir, "http://127.0.0.1:1", openai)
+    proc = spawn(["console"], env, tmp_path, stdin=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("— звонок 1")
+        assert proc.stdout.readline() == f"бот: {prompts['greeting']}\n"
+        proc.send_signal(signal.SIGINT)  # waiting for the caller: the call ends politely
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert out == f"бот: {prompts['goodbye']}\n"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

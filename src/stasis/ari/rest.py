@@ -25,6 +25,7 @@ class AriRest:
         password: str,
         *,
         timeout: float = 5.0,
+        max_connections: int = 8,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -32,6 +33,9 @@ class AriRest:
             base_url=self.base_url + "/ari",
             auth=httpx.BasicAuth(user, password),
             timeout=httpx.Timeout(timeout),
+            # A small pool: ARI answers in about a millisecond, and httpcore checks every pooled
+            # connection on each request, so a pool as large as the number of calls costs O(calls).
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             transport=transport,
         )
 
