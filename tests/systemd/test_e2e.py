@@ -136,6 +136,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             ["make", "-C", "/src", "install", "PIP_FLAGS=--no-index --find-links=/wheelhouse"],
             timeout=600,
         )
+        # Asterisk's user exists on a real PBX: install-units puts it in the group that reads the sounds.
+        box.run(["useradd", "--system", "--no-create-home", "asterisk"])
         output = box.run(["make", "-s", "-C", "/src", "install-units"], timeout=120).stdout
         # The operator's settings: a free port for the panel, a token, and an Asterisk that is not there.
         env = f"ADMIN_PORT={port}\nADMIN_TOKEN={token}\nARI_URL=http://127.0.0.1:{ari_port}\n"
@@ -184,6 +186,18 @@ def test_target_starts_both_services_and_they_reach_readiness(stack: Stack) -> N
         # Type=notify: `active` is reached only after READY=1, with Asterisk down (nothing listens on ARI_URL).
         assert (props["ActiveState"], props["SubState"], props["NRestarts"]) == ("active", "running", "0"), props
     assert stack.show("metrotech.target", "ActiveState")["ActiveState"] == "active"
+
+
+def test_asterisk_can_read_the_sounds_the_bot_synthesises(stack: Stack) -> None:
+    assert "added user asterisk to group metrotech" in stack.install_output
+    box = stack.box
+    sounds = wait_until(
+        lambda: box.sh("ls /var/lib/metrotech/sounds").split(), timeout=30, message="the bot pre-synthesised phrases"
+    )
+    head = box.run(["runuser", "-u", "asterisk", "--", "head", "-c", "4", f"/var/lib/metrotech/sounds/{sounds[0]}"])
+    assert head.stdout == "RIFF"
+    denied = box.run(["runuser", "-u", "asterisk", "--", "touch", "/var/lib/metrotech/sounds/x"], check=False)
+    assert denied.returncode != 0, "Asterisk reads the sounds, it does not write them"
 
 
 def test_healthz_answers(stack: Stack) -> None:
