@@ -9,6 +9,7 @@ framework's floor) for the GETs.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -89,12 +90,19 @@ class Bench:
             p.wait(timeout=15)
         self.consumers.clear()
 
-    def saves(self, rounds: int) -> tuple[list[float], list[float]]:
-        """(client round trip ms of PUT ?wait_ms, slowest consumer's apply latency ms) per save."""
+    def saves(self, rounds: int, *, jitter: float = 0.0) -> tuple[list[float], list[float]]:
+        """(client round trip ms of PUT ?wait_ms, slowest consumer's apply latency ms) per save.
+
+        ``jitter``: wait a random 0..jitter s before each save, so that saves land at random phases of
+        a polling consumer's interval (as an operator's would), not right after its last poll.
+        """
         doc = orjson.loads(self.prompts.read_bytes())
+        rng = random.Random(0)
         round_trip: list[float] = []
         applied: list[float] = []
         for i in range(rounds):
+            if jitter:
+                time.sleep(rng.uniform(0, jitter))
             body = {**doc, "greeting": f"Здравствуйте! Версия {time.time_ns()}-{i}"}
             start = time.perf_counter()
             r = self.client.put("/api/prompts", params={"wait_ms": 5000}, json=body)
@@ -125,7 +133,7 @@ class Bench:
 def main(quick: bool) -> None:
     consumers = 3
     rounds = 10 if quick else 60
-    poll_rounds = 3 if quick else 10
+    poll_rounds = 4 if quick else 16
     gets = 300 if quick else 2000
     with tempfile.TemporaryDirectory(prefix="bench-adminapi-") as tmp:
         bench = Bench(Path(tmp))
@@ -134,7 +142,7 @@ def main(quick: bool) -> None:
             rt, applied = bench.saves(rounds)
             bench.stop_consumers()
             bench.start_consumers(consumers, "--mode", "poll", "--interval-ms", "1500")
-            poll_rt, poll_applied = bench.saves(poll_rounds)
+            poll_rt, poll_applied = bench.saves(poll_rounds, jitter=1.5)
             bench.stop_consumers()
             etag = bench.client.get("/api/prompts").headers["etag"]
             full = bench.get_rate("/api/prompts", gets)

@@ -86,6 +86,7 @@ class PromptsEditor:
         self.hot: HotPrompts | None = None
         self._lock = threading.RLock()
         self._closed = False
+        self._last_read: DiskState | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -129,15 +130,25 @@ class PromptsEditor:
     # -- reading ---------------------------------------------------------------------------------
 
     def read(self) -> DiskState:
-        """The file as it is on disk right now (never a cached copy)."""
+        """The file as it is on disk right now: read and hashed on every call, never a cached copy.
+
+        Only the validation is remembered, for the last content seen (same sha256, same verdict).
+        """
         data = read_bytes(self.path)
         if data is None:
             return DiskState(None, None, None, f"{self.path}: no such file")
+        sha = sha256_hex(data)
+        last = self._last_read
+        if last is not None and last.sha256 == sha:
+            return last
         try:
             prompts = parse_document(data, source=str(self.path), limit=self.limit)
         except DocumentError as e:
-            return DiskState(data, sha256_hex(data), None, str(e))
-        return DiskState(data, sha256_hex(data), prompts, None)
+            state = DiskState(data, sha, None, str(e))
+        else:
+            state = DiskState(data, sha, prompts, None)
+        self._last_read = state  # one reference assignment: safe to share between threads
+        return state
 
     def last_good(self) -> bytes | None:
         """The newest valid content known (the history's latest revision)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -68,13 +69,11 @@ def open_panel(ctx: BrowserContext, served: Served) -> Page:
     page.fill("#login-token", TOKEN)
     page.click("#login-submit")
     expect(page.locator("#login")).to_be_hidden()
-    expect(page.locator("#field-system_prompt")).to_have_value(lambda_contains("Метротех"))
+    expect(page.locator("#field-system_prompt")).to_have_value(matching("Метротех"))
     return page
 
 
-def lambda_contains(text: str) -> object:
-    import re
-
+def matching(text: str) -> re.Pattern[str]:
     return re.compile(f".*{re.escape(text)}.*", re.S)
 
 
@@ -125,7 +124,7 @@ def test_inline_errors_from_422_and_custom_keys(
     page.fill("#field-greeting", "   ")
     page.click("#save")
     box = page.locator('.field[data-field="greeting"]')
-    expect(box).to_have_class(lambda_contains("invalid"))
+    expect(box).to_have_class(matching("invalid"))
     expect(box.locator(".field-error")).to_contain_text("greeting: must not be blank")
     assert prompts_file.read_bytes() == before
 

@@ -8,7 +8,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -175,4 +174,3 @@ def test_ui_is_served_as_utf8(served: Served) -> None:
         assert "Промпты" in r.text
         js = c.get("/static/app.js")
         assert js.status_code == 200 and "charset=utf-8" in js.headers["content-type"]
-    _ = time

@@ -1,4 +1,8 @@
-"""Dependencies of the routes, as ``Annotated`` aliases; all state is read from ``request.app.state``."""
+"""Dependencies of the routes, as ``Annotated`` aliases; all state is read from ``request.app.state``.
+
+They are ``async def`` on purpose: FastAPI runs plain ``def`` dependencies in its thread pool, one thread
+hop each, which costs more than the work they do.
+"""
 
 from __future__ import annotations
 
@@ -30,17 +34,17 @@ __all__ = [
 bearer = HTTPBearer(auto_error=False, description="The admin token (ADMIN_TOKEN, or the generated one)")
 
 
-def get_settings(request: Request) -> AdminSettings:
+async def get_settings(request: Request) -> AdminSettings:
     settings: AdminSettings = request.app.state.settings
     return settings
 
 
-def get_tokens(request: Request) -> TokenSet:
+async def get_tokens(request: Request) -> TokenSet:
     tokens: TokenSet = request.app.state.tokens
     return tokens
 
 
-def require_operator(
+async def require_operator(
     tokens: Annotated[TokenSet, Depends(get_tokens)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Operator:
@@ -53,26 +57,26 @@ def require_operator(
     return operator
 
 
-def get_editor(request: Request) -> PromptsEditor:
+async def get_editor(request: Request) -> PromptsEditor:
     editor = getattr(request.app.state, "editor", None)
     if not isinstance(editor, PromptsEditor):
         raise ApiError(503, "the prompts editor is not available (the app is starting or stopping)")
     return editor
 
 
-def get_kb(request: Request) -> KbStore:
+async def get_kb(request: Request) -> KbStore:
     kb: KbStore = request.app.state.kb
     return kb
 
 
-def get_calllog(request: Request) -> CallLog:
+async def get_calllog(request: Request) -> CallLog:
     calllog = getattr(request.app.state, "calllog", None)
     if not isinstance(calllog, CallLog):
         raise ApiError(503, "the call log is not available (the app is starting or stopping)")
     return calllog
 
 
-def get_metrics(request: Request) -> AdminMetrics:
+async def get_metrics(request: Request) -> AdminMetrics:
     metrics: AdminMetrics = request.app.state.metrics
     return metrics
 
