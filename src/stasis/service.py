@@ -322,6 +322,7 @@ class StasisService:
         ari_task = asyncio.ensure_future(self.ari.run())
         watchdog = self._start_watchdog()
         self._spawn(self._presynthesize(self.prompts.current))
+        housekeeping = asyncio.ensure_future(self._housekeeping())
         notify("READY=1")
         self._update_status()
         self.ready.set()
@@ -353,6 +354,7 @@ class StasisService:
                     break
             await self._shutdown(ari_task)
         finally:
+            housekeeping.cancel()
             if watchdog is not None:
                 watchdog.cancel()
             self._restore_signals(handlers)
@@ -402,6 +404,17 @@ class StasisService:
         self.prompts.close()
         if self.metrics is not None:
             self.metrics.close()
+
+    async def _housekeeping(self) -> None:
+        """Hourly: remove sound files unused for SOUNDS_MAX_AGE_DAYS (one-off replies pile up)."""
+        assert self.speech is not None
+        max_age = self.settings.sounds_max_age_days * 86400
+        while True:
+            try:
+                await asyncio.to_thread(self.speech.prune, max_age)
+            except OSError as e:
+                logger.warning("cannot prune %s: %s", self.speech.directory, e)
+            await asyncio.sleep(3600)
 
     # -- signals and watchdog
 

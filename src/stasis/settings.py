@@ -70,6 +70,7 @@ class StasisSettings(PromptsSettings):
     # Paths and observability
     state_dir: Path = Path("var")
     sounds_dir: Path = Path("var/sounds")
+    sounds_max_age_days: float = Field(default=14.0, gt=0)
     calllog_path: Path = Path("var/calls.sqlite3")
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"

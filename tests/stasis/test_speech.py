@@ -117,3 +117,20 @@ async def test_openai_stt(openai: FakeOpenAi) -> None:
             await stt.transcribe(wav)
     finally:
         await stt.aclose()
+
+
+async def test_prune_removes_only_files_unused_for_long(tmp_path: Path) -> None:
+    import os
+    import time
+
+    cache = SpeechCache(Counting(), tmp_path, rate=8000)
+    old = await cache.get("Старый ответ")
+    used = await cache.get("Приветствие")
+    (tmp_path / "unrelated.txt").write_text("x")
+    week_ago = time.time() - 7 * 86400
+    for sound in (old, used):
+        os.utime(sound.path, (week_ago, week_ago))
+    assert cache.cached("Приветствие") is not None  # used now: its mtime is refreshed
+    assert cache.prune(3 * 86400) == 1
+    assert not old.path.exists() and used.path.exists() and (tmp_path / "unrelated.txt").exists()
+    assert cache.cached("Старый ответ") is None

@@ -31,6 +31,9 @@ __all__ = ["EspeakTts", "OpenAiTts", "Sound", "SpeechCache", "TtsBackend"]
 
 logger = logging.getLogger("stasis.tts")
 
+TOUCH_AFTER = 86400.0  # refresh a used file's mtime at most daily, so pruning keeps what is in use
+MEMORY_ENTRIES = 4096  # sound → text entries kept in memory
+
 
 @dataclass(frozen=True, slots=True)
 class Sound:
@@ -175,11 +178,19 @@ class SpeechCache:
         return self.directory / f"tts-{key}{self.extension}"
 
     def cached(self, text: str) -> Sound | None:
-        """The sound for ``text`` when it is already on disk."""
+        """The sound for ``text`` when it is already on disk (its mtime is refreshed daily on use)."""
         path = self.path_for(text)
         duration = self._durations.get(path)
-        if duration is not None and path.exists():
-            return self._remember(Sound(path, duration, text))
+        if duration is not None:
+            try:
+                mtime = path.stat().st_mtime
+            except OSError:
+                duration = None
+            else:
+                if time.time() - mtime > TOUCH_AFTER:
+                    with contextlib.suppress(OSError):
+                        os.utime(path)
+                return self._remember(Sound(path, duration, text))
         try:
             duration = wav_info(path.read_bytes()).duration
         except (OSError, EOFError, wave.Error):
@@ -188,8 +199,35 @@ class SpeechCache:
         return self._remember(Sound(path, duration, text))
 
     def _remember(self, sound: Sound) -> Sound:
+        if sound.media not in self.texts and len(self.texts) >= MEMORY_ENTRIES:
+            self.texts.pop(next(iter(self.texts)))
+            oldest = next(iter(self._durations), None)
+            if oldest is not None:
+                del self._durations[oldest]
         self.texts[sound.media] = sound.text
         return sound
+
+    def prune(self, max_age: float) -> int:
+        """Delete cached files unused for ``max_age`` seconds (one-off LLM replies); returns how many."""
+        cutoff = time.time() - max_age
+        removed = 0
+        try:
+            entries = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            if not entry.name.startswith(("tts-", ".tts-")):
+                continue
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        if removed:
+            self._durations.clear()
+            logger.info("removed %d unused sound files from %s", removed, self.directory)
+        return removed
 
     async def get(self, text: str) -> Sound:
         """The sound for ``text``, synthesising it when needed (raises :class:`TtsError`)."""
