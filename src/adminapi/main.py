@@ -64,7 +64,7 @@ def status_line(app: FastAPI) -> str:
     return f"prompts sha={state.sha256[:12]}{valid}; consumers in sync {in_sync}/{len(views)}"
 
 
-async def _status_loop(app: FastAPI, period: float = 2.0) -> None:
+async def _status_loop(app: FastAPI, period: float = 1.0) -> None:
     last = ""
     while True:
         line = await run_in_threadpool(status_line, app)
@@ -242,13 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     def ready(server: uvicorn.Server) -> None:
         url = _bound_url(server, settings.admin_host)
         if tokens.generated_file is not None:
-            print(
-                f"admin panel: {url}  token: {tokens.first()}  (kept in {tokens.generated_file})",
-                file=sys.stderr,
-                flush=True,
-            )
+            logger.warning("admin panel: %s  token: %s  (generated, kept in %s)", url, tokens.first(),
+                           tokens.generated_file)  # fmt: skip
         else:
-            print(f"admin panel: {url}", file=sys.stderr, flush=True)
+            logger.info("admin panel: %s", url)
         notify(f"READY=1\nSTATUS=serving {url}; {status_line(app)}")
 
     config = uvicorn.Config(

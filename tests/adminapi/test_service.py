@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import stat
@@ -96,45 +97,47 @@ def notify_socket(tmp_path: Path) -> Iterator[socket.socket]:
         sock.close()
 
 
-def test_service_notifies_ready_prints_the_token_and_stops_gracefully_on_sigterm(
+def test_service_notifies_ready_logs_to_the_journal_and_stops_gracefully_on_sigterm(
     config_dir: Path, status_dir: Path, tmp_path: Path, notify_socket: socket.socket
 ) -> None:
     env = _service_env(config_dir, status_dir, tmp_path)
     env["NOTIFY_SOCKET"] = notify_socket.getsockname()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "adminapi.main", "--port", "0"],
-        env=env,
-        cwd=tmp_path,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = tmp_path / "journal.log"
+    with open(log, "wb") as stderr:
+        st = os.fstat(stderr.fileno())
+        env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"  # as systemd sets it: stderr is the journal
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "adminapi.main", "--port", "0"], env=env, cwd=tmp_path, stderr=stderr
+        )
     try:
         ready = notify_socket.recv(4096).decode()
         assert ready.startswith("READY=1\nSTATUS=serving http://127.0.0.1:")
         assert "consumers in sync 1/1" in ready  # the panel's own watcher
-        assert proc.stderr is not None
-        line = ""
-        while "admin panel:" not in line:
-            line = proc.stderr.readline()
-            assert line, "the service exited before printing its URL"
-        url = line.split()[2]
-        token = line.split("token: ")[1].split()[0]
+        found = wait_until(
+            lambda: re.search(r"^<4>adminapi: admin panel: (\S+)  token: (\S+)", log.read_text(), re.M), timeout=10
+        )
+        url, token = found.group(1), found.group(2)
         assert (tmp_path / "state" / "admin-token").read_text().strip() == token
-        r = httpx.get(url + "api/status", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert re.search(r"^<6>promptwatch: prompts loaded sha=", log.read_text(), re.M)
+        headers = {"Authorization": f"Bearer {token}"}
+        r = httpx.get(url + "api/status", headers=headers, timeout=10)
         assert r.status_code == 200 and r.json()["consumers"][0]["service"] == "adminapi"
         assert httpx.get(url + "api/status", timeout=10).status_code == 401
+        doc = orjson.loads((config_dir / "prompts.json").read_bytes())
+        saved = httpx.put(url + "api/prompts", json={**doc, "greeting": "Алло"}, headers=headers, timeout=10).json()
+        status = ""
+        while f"sha={saved['sha256'][:12]}" not in status:  # the STATUS= line follows the save
+            status = notify_socket.recv(4096).decode()
+        assert status.startswith("STATUS=prompts sha=")
         proc.send_signal(signal.SIGTERM)
-        messages = [notify_socket.recv(4096).decode() for _ in range(1)]
-        while not any(m.startswith("STOPPING=1") for m in messages):
-            messages.append(notify_socket.recv(4096).decode())
+        while not status.startswith("STOPPING=1"):
+            status = notify_socket.recv(4096).decode()
         assert proc.wait(timeout=30) == 0
         assert not list(status_dir.glob("*.json")), "the panel's status entry is removed on a clean stop"
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 def test_metrics_count_saves_conflicts_and_consumers(client: httpx.Client, prompts_file: Path) -> None:
