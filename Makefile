@@ -45,8 +45,8 @@ UNITS_ENV    = DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' SYSCONFDIR='$(SYSCONFDIR)
                START='$(START)'
 
 install:
-	$(PYTHON) -m venv $(DESTDIR)$(PREFIX)/venv
-	$(DESTDIR)$(PREFIX)/venv/bin/python -m pip install --quiet --no-warn-script-location $(PIP_FLAGS) .
+	umask 022 && $(PYTHON) -m venv $(DESTDIR)$(PREFIX)/venv
+	umask 022 && $(DESTDIR)$(PREFIX)/venv/bin/python -m pip install --quiet --no-warn-script-location $(PIP_FLAGS) .
 	install -m 0644 README.md $(DESTDIR)$(PREFIX)/README.md
 
 install-units:

@@ -12,6 +12,7 @@
 # before it is replaced, and the operator's configuration is installed only when absent, never
 # overwritten.  Uninstalling removes units and snippets and keeps configuration, data and the user.
 set -eu
+umask 022
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
