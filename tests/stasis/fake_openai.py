@@ -29,6 +29,8 @@ class Behaviour:
     fail: int | str | None = None
     fail_times: int | None = None  # fail only this many times, then behave
     calls: int = 0
+    active: int = 0
+    max_active: int = 0  # the most requests in progress at once
     requests: list[Any] = field(default_factory=list)
 
 
@@ -85,8 +87,13 @@ class FakeOpenAi:
 
     async def _behave(self, b: Behaviour) -> Response | None:
         b.calls += 1
-        if b.delay:
-            await asyncio.sleep(b.delay)
+        b.active += 1
+        b.max_active = max(b.max_active, b.active)
+        try:
+            if b.delay:
+                await asyncio.sleep(b.delay)
+        finally:
+            b.active -= 1
         if b.fail is not None and (b.fail_times is None or b.fail_times > 0):
             if b.fail_times is not None:
                 b.fail_times -= 1

@@ -10,6 +10,7 @@ import orjson
 from promptwatch import sha256_hex, write_document
 from stasis.calllog import CallDetail, CallLog
 from stasis.line import split_sentences
+from stasis.service import speech_texts
 from stasis.settings import StasisSettings
 
 from .ari_double import AriDouble, wait_for
@@ -305,3 +306,41 @@ def test_metrics_endpoint(ari: AriDouble, make_settings: Make, start_service: St
     assert f'stasis_prompts_info{{sha256="{sha256_hex(prompts_file.read_bytes())}"}} 1.0' in text
     for stage in ("stt", "llm", "tts"):
         assert f'stasis_turn_stage_seconds_count{{stage="{stage}"}}' in text
+
+
+def test_long_reply_is_synthesised_in_parallel_by_sentence(
+    ari: AriDouble, openai: FakeOpenAi, make_settings: Make, start_service: Start
+) -> None:
+    reply = "Первое предложение ответа довольно длинное. Второе предложение тоже длинное. И третье, последнее."
+    openai.answer = lambda messages: reply
+    svc = start_service(make_settings(llm_url=openai.url))
+    speech = svc.service.speech
+    assert speech is not None
+    assert svc.service.prompts is not None
+    phrases = speech_texts(svc.service.prompts.current)
+    wait_for(lambda: all(speech.cached(p) for p in phrases), message="pre-synthesis done")
+    openai.tts.delay = 0.3
+    openai.tts.max_active = 0
+    ch = ari.place_call()
+    ari.hear(ch, "Расскажите подробно", "до свидания")
+    detail = call_record(svc, ch)
+    said = heard(svc, ari, ch)
+    assert said[-4:-1] == split_sentences(reply) and len(split_sentences(reply)) == 3
+    assert openai.tts.max_active == 3  # all three sentences synthesised at once
+    tts_ms = detail.turns[0].tts_ms
+    assert tts_ms is not None and 300 <= tts_ms < 800  # the first sentence plays once it alone is ready
+
+
+def test_prompt_edit_presynthesises_the_new_phrases(
+    openai: FakeOpenAi, make_settings: Make, start_service: Start, prompts_file: Path
+) -> None:
+    svc = start_service(make_settings())
+    speech = svc.service.speech
+    assert speech is not None
+    new = "Новое приветствие для первого звонка после правки."
+    assert speech.cached(new) is None
+    edit(prompts_file, greeting=new, fillers=["Минуточку, уточняю."])
+    wait_for(lambda: speech.cached(new) and speech.cached("Минуточку, уточняю."), message="pre-synthesised")
+    assert {"Новое приветствие для первого звонка после правки.", "Минуточку, уточняю."} <= {
+        r["input"] for r in openai.tts.requests
+    }
