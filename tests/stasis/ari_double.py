@@ -137,6 +137,8 @@ class AriDouble:
         self.channels: dict[str, FakeChannel] = {}
         self.stored: dict[str, bytes] = {}
         self.requests: list[tuple[str, str, dict[str, str], int]] = []
+        self.broken: set[str] = set()
+        """Channel ids whose requests all answer 500 (an Asterisk-side failure on one call)."""
         self.events: list[dict[str, Any]] = []
         self.ws_connects = 0
         self.marks: list[tuple[float, str, str]] = []
@@ -358,6 +360,8 @@ class AriDouble:
         not_found = JSONResponse({"message": "Channel not found"}, 404)
         if parts == ["asterisk", "info"] and method == "GET":
             return JSONResponse({"system": {"version": "22.10.1", "entity_id": ASTERISK_ID}})
+        if parts[0] == "channels" and len(parts) >= 2 and parts[1] in self.broken:
+            return JSONResponse({"message": "Internal Server Error"}, 500)
         if parts[0] == "channels" and len(parts) >= 2:
             channel = self._channel(parts[1])
             if channel is None:

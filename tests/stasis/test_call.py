@@ -344,3 +344,15 @@ def test_prompt_edit_presynthesises_the_new_phrases(
     assert {"Новое приветствие для первого звонка после правки.", "Минуточку, уточняю."} <= {
         r["input"] for r in openai.tts.requests
     }
+
+
+def test_a_failing_call_does_not_disturb_the_others(ari: AriDouble, make_settings: Make, start_service: Start) -> None:
+    svc = start_service(make_settings())
+    good = ari.place_call("111")
+    wait_for(lambda: ari.channels[good].recordings, message="good call listening")
+    ari.broken.add(bad := ari.place_call("222"))
+    assert call_record(svc, bad).end_reason == "error"
+    ari.hear(good, "Сколько стоит доставка", "до свидания")
+    assert call_record(svc, good).end_reason == "goodbye"
+    assert svc.service.calls == {}
+    assert "0 calls" in svc.service.status_text()
