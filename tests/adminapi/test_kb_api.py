@@ -103,3 +103,21 @@ def test_an_oversized_upload_is_refused_from_its_declared_length(client: httpx.C
     r = client.post("/api/kb", files={"file": ("огромный.md", b"a" * (limit + 200 * 1024), "text/markdown")})
     assert r.status_code == 413 and "the limit is" in r.json()["detail"]
     assert not (config_dir / "kb" / "огромный.md").exists()
+
+
+def test_a_consumer_knowledge_base_hot_reloads_an_upload(client: httpx.Client, config_dir: Path) -> None:
+    from stasis.kb import KnowledgeBase
+
+    kb = KnowledgeBase(config_dir / "kb")
+    try:
+        text = "# Рассрочка\n\nРассрочка на 12 месяцев без переплаты.\n"
+        assert (
+            client.post("/api/kb", files={"file": ("рассрочка.md", text.encode(), "text/markdown")}).status_code == 201
+        )
+        snap = kb.wait_for(lambda s: any(d.name == "рассрочка.md" for d in s.documents), timeout=10)
+        assert snap is not None
+        assert kb.search("рассрочка", 1)[0].doc == "рассрочка.md"
+        assert client.delete("/api/kb/рассрочка.md").status_code == 204
+        assert kb.wait_for(lambda s: all(d.name != "рассрочка.md" for d in s.documents), timeout=10) is not None
+    finally:
+        kb.close()

@@ -332,3 +332,42 @@ def test_if_match_forms(client: httpx.Client, prompts_file: Path, header: str) -
         "/api/prompts", json={**doc(prompts_file), "goodbye": "Пока"}, headers={"If-Match": header.format(sha=sha)}
     )
     assert r.status_code == 200
+
+
+def test_concurrent_patches_of_different_keys_all_apply(served: Served, prompts_file: Path) -> None:
+    base = etag_of(prompts_file)
+    keys = [f"ключ_{i}" for i in range(6)]
+    results: dict[str, int] = {}
+    barrier = threading.Barrier(len(keys))
+
+    def patch(key: str) -> None:
+        with served.client() as c:
+            barrier.wait()
+            r = c.patch(f"/api/prompts/{key}", json={"value": f"значение {key}"}, headers={"If-Match": base})
+            results[key] = r.status_code
+
+    threads = [threading.Thread(target=patch, args=(k,)) for k in keys]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == dict.fromkeys(keys, 200)
+    saved = doc(prompts_file)
+    assert all(saved[k] == f"значение {k}" for k in keys)  # nothing lost
+
+
+def test_status_shows_a_consumer_rejecting_a_broken_hand_edit_with_its_error(
+    client: httpx.Client, prompts_file: Path, consumer: Callable[[str], Consumer]
+) -> None:
+    bot = consumer("metrotech-bot")
+    good_sha = sha256_hex(prompts_file.read_bytes())
+    prompts_file.write_text('{"system_prompt": "x", "greeting": ""}', encoding="utf-8")
+
+    def rejected() -> dict[str, Any] | None:
+        for c in client.get("/api/status").json()["consumers"]:
+            if c["pid"] == bot.pid and c["last_error"]:
+                return dict(c)
+        return None
+
+    c = wait_until(rejected, timeout=10, message="the consumer reports its error")
+    assert c["sha256"] == good_sha and c["in_sync"] is False and "greeting" in c["last_error"]
