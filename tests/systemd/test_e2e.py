@@ -326,6 +326,27 @@ def test_kill_9_of_the_bot_is_restarted_by_systemd(stack: Stack) -> None:
     assert stack.show(BOT, "NRestarts")["NRestarts"] == "1"
 
 
+def test_the_bot_pings_the_watchdog(stack: Stack) -> None:
+    box = stack.box
+    # WatchdogSec=2 instead of 30 so that surviving several periods takes seconds, not minutes.
+    box.sh(
+        f"mkdir -p /run/systemd/system/{BOT}.d && printf '[Service]\\nWatchdogSec=2\\n' "
+        f"> /run/systemd/system/{BOT}.d/50-watchdog.conf && systemctl daemon-reload && systemctl restart {BOT}"
+    )
+    try:
+        pid = stack.main_pid(BOT)
+        first = int(stack.show(BOT, "WatchdogTimestampMonotonic")["WatchdogTimestampMonotonic"])
+
+        def pinged_for_three_periods() -> bool:
+            return int(stack.show(BOT, "WatchdogTimestampMonotonic")["WatchdogTimestampMonotonic"]) - first > 6_000_000
+
+        wait_until(pinged_for_three_periods, timeout=15, interval=0.2, message="WATCHDOG=1 pings for 6 s")
+        props = stack.show(BOT, "ActiveState", "MainPID", "WatchdogUSec")
+        assert props == {"ActiveState": "active", "MainPID": str(pid), "WatchdogUSec": "2s"}, props
+    finally:
+        box.sh(f"rm -rf /run/systemd/system/{BOT}.d && systemctl daemon-reload && systemctl restart {BOT}")
+
+
 def test_systemctl_reload_reloads_the_prompts_with_source_signal(stack: Stack) -> None:
     box = stack.box
     # Without its watcher the bot only learns of a change through the reload, so the reload is what applies it.
