@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import array
 import asyncio
+import contextlib
 import io
 import shutil
 import sys
 import wave
 from dataclasses import dataclass
 
-__all__ = ["WavInfo", "convert_wav", "extension_for", "silence_wav", "wav_info"]
+__all__ = ["WavInfo", "convert_wav", "extension_for", "run_process", "silence_wav", "wav_info"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,25 @@ def _python_convert(data: bytes, rate: int) -> bytes:
     return buf.getvalue()
 
 
-async def convert_wav(data: bytes, rate: int) -> bytes:
+async def run_process(args: list[str], stdin: bytes, *, timeout: float) -> tuple[int, bytes, bytes]:
+    """Run ``args`` feeding ``stdin``; ``(returncode, stdout, stderr)``.  On timeout (``TimeoutError``)
+    or cancellation the process is killed and reaped, never left behind."""
+    proc = await asyncio.create_subprocess_exec(
+        *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            out, err = await proc.communicate(stdin)
+    except BaseException:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await asyncio.shield(proc.wait())
+        raise
+    return proc.returncode if proc.returncode is not None else -1, out, err
+
+
+async def convert_wav(data: bytes, rate: int, *, timeout: float = 20.0) -> bytes:
     """``data`` (any WAV sox reads) as mono 16-bit PCM WAV at ``rate``."""
     info = wav_info(data) if data[:4] == b"RIFF" else None
     if info is not None and (info.rate, info.channels, info.sample_width) == (rate, 1, 2):
@@ -107,16 +126,27 @@ async def convert_wav(data: bytes, rate: int) -> bytes:
     sox = shutil.which("sox")
     if sox is None:
         return _python_convert(data, rate)
-    proc = await asyncio.create_subprocess_exec(
-        sox, "-V1", "-t", "wav" if info is not None else "-", "-", "-t", "wav", "-r", str(rate), "-c", "1",
-        "-b", "16", "-e", "signed-integer", "-",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await proc.communicate(data)
-    if proc.returncode != 0:
-        raise ValueError(f"sox failed ({proc.returncode}): {err.decode(errors='replace').strip()[:200]}")
+    args = [
+        sox,
+        "-V1",
+        "-t",
+        "wav",
+        "-",
+        "-t",
+        "wav",
+        "-r",
+        str(rate),
+        "-c",
+        "1",
+        "-b",
+        "16",
+        "-e",
+        "signed-integer",
+        "-",
+    ]
+    rc, out, err = await run_process(args, data, timeout=timeout)
+    if rc != 0:
+        raise ValueError(f"sox failed ({rc}): {err.decode(errors='replace').strip()[:200]}")
     # sox writes to a pipe with unknown length in the header: rewrite it with the real sizes.
     return _python_convert(out, rate) if _header_lies(out) else out
 

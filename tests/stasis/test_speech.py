@@ -134,3 +134,17 @@ async def test_prune_removes_only_files_unused_for_long(tmp_path: Path) -> None:
     assert cache.prune(3 * 86400) == 1
     assert not old.path.exists() and used.path.exists() and (tmp_path / "unrelated.txt").exists()
     assert cache.cached("Старый ответ") is None
+
+
+@needs_espeak
+async def test_cancelled_synthesis_leaves_no_process_or_file(tmp_path: Path) -> None:
+    import gc
+
+    cache = SpeechCache(EspeakTts(voice="ru"), tmp_path, rate=8000)
+    task = asyncio.ensure_future(cache.get("Очень длинный текст. " * 200))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    gc.collect()  # a process left running would warn (ResourceWarning is an error here)
+    assert list(tmp_path.iterdir()) == []

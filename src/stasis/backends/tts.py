@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from ..audio import convert_wav, extension_for, wav_info
+from ..audio import convert_wav, extension_for, run_process, wav_info
 from ..errors import TtsError
 
 __all__ = ["EspeakTts", "OpenAiTts", "Sound", "SpeechCache", "TtsBackend"]
@@ -86,22 +86,13 @@ class EspeakTts(TtsBackend):
     async def synthesize(self, text: str) -> bytes:
         with tempfile.TemporaryDirectory(prefix="stasis-espeak-") as tmp:
             out = Path(tmp) / "out.wav"
-            proc = await asyncio.create_subprocess_exec(
-                self.exe, "-v", self.voice, "-s", str(self.speed), "-w", str(out), "--stdin",
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
+            args = [self.exe, "-v", self.voice, "-s", str(self.speed), "-w", str(out), "--stdin"]
             try:
-                async with asyncio.timeout(self.timeout):
-                    _, err = await proc.communicate(text.encode())
+                rc, _, err = await run_process(args, text.encode(), timeout=self.timeout)
             except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
                 raise TtsError(self.name, f"timed out after {self.timeout:.1f}s") from None
-            if proc.returncode != 0 or not out.exists():
-                raise TtsError(self.name, f"exit {proc.returncode}: {err.decode(errors='replace').strip()[:200]}")
+            if rc != 0 or not out.exists():
+                raise TtsError(self.name, f"exit {rc}: {err.decode(errors='replace').strip()[:200]}")
             return out.read_bytes()
 
 
