@@ -42,7 +42,7 @@ from watchdog.events import (
     FileSystemEvent,
     FileSystemEventHandler,
 )
-from watchdog.observers.inotify import InotifyObserver
+from watchdog.observers.inotify import InotifyEmitter, InotifyObserver
 
 __all__ = [
     "NETWORK_FILESYSTEMS",
@@ -242,6 +242,35 @@ _EVENTS: list[type[FileSystemEvent]] = [
 ]
 
 
+class _PromptsEmitter(InotifyEmitter):
+    """watchdog's inotify emitter, without holding IN_MOVED_FROM back.
+
+    watchdog holds every IN_MOVED_FROM for up to 0.5 s to pair it with its IN_MOVED_TO, and the
+    emitter thread *sleeps* on such an event when it heads the queue.  When the emitter reaches the
+    MOVED_FROM of an atomic save (temp file → prompts.json) before the MOVED_TO is queued (the
+    reading thread preempted between the two, as on a busy machine), the rename and everything
+    behind it wait the full 0.5 s.  We react to the target's path as source *or* destination of
+    any event, so pairing buys nothing here: an unpaired rename still arrives at once, as the
+    deletion of the temp file and the creation of the target.  Should watchdog's internals change,
+    this quietly keeps its default.
+    """
+
+    def on_thread_start(self) -> None:
+        super().on_thread_start()
+        grouper = getattr(self._inotify, "_move_event_grouper", None)
+        queue = getattr(grouper, "_queue", None)
+        if queue is not None and isinstance(getattr(queue, "delay", None), int | float):
+            queue.delay = 0.0
+
+
+class PromptsObserver(InotifyObserver):
+    """The inotify observer with :class:`_PromptsEmitter`: renames are never held back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._emitter_class = _PromptsEmitter
+
+
 class _Handler(FileSystemEventHandler):
     def __init__(self, watcher: InotifyWatcher) -> None:
         self.watcher = watcher
@@ -262,7 +291,7 @@ class InotifyWatcher(Watcher):
         *,
         safety_interval: float = 30.0,
         whole_directory: bool = False,
-        observer_factory: Callable[[], Any] = InotifyObserver,
+        observer_factory: Callable[[], Any] = PromptsObserver,
     ) -> None:
         super().__init__(target, notify, whole_directory=whole_directory)
         self.safety_interval = safety_interval
@@ -354,7 +383,7 @@ def start_watcher(
     interval: float = 1.5,
     safety_interval: float = 30.0,
     whole_directory: bool = False,
-    observer_factory: Callable[[], Any] = InotifyObserver,
+    observer_factory: Callable[[], Any] = PromptsObserver,
 ) -> Watcher:
     """Start the watcher ``mode`` asks for; ``auto`` falls back to polling (and logs why)."""
     directory = Path(target) if whole_directory else Path(target).parent
