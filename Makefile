@@ -4,7 +4,6 @@ VENV     ?= .venv
 BIN      := $(VENV)/bin
 PREFIX   ?= /opt/metrotech
 DESTDIR  ?=
-PROMPTS  ?= config/prompts.json
 
 .PHONY: run venv test test-fast lint bench clean install install-units uninstall-units test-systemd
 
@@ -16,9 +15,20 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
-## The main job on the embedded sample config: watch config/prompts.json and print every reload.
-run: venv
-	$(BIN)/promptwatch watch $(PROMPTS)
+## The main job on the embedded sample config (a copy in var/, so edits never touch the repo):
+## the admin panel on http://127.0.0.1:8000 and the bot, which waits for Asterisk at ARI_URL and
+## hot-reloads every save.  Ctrl-C stops both.
+RUN_ENV := PROMPTS_PATH=$(CURDIR)/var/config/prompts.json PROMPTS_STATUS_DIR=$(CURDIR)/var/status \
+	STATE_DIR=$(CURDIR)/var SOUNDS_DIR=$(CURDIR)/var/sounds CALLLOG_PATH=$(CURDIR)/var/calls.sqlite3
+
+var/config/prompts.json:
+	mkdir -p var
+	cp -r config var/config
+
+run: venv var/config/prompts.json
+	@$(RUN_ENV) SERVICE_NAME=metrotech-bot $(BIN)/stasis run & bot=$$!; \
+	trap 'kill $$bot 2>/dev/null; wait $$bot' EXIT; \
+	$(RUN_ENV) $(BIN)/adminapi
 
 test: venv
 	$(BIN)/pytest -q -m "not systemd"
