@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ..stasis.ari_double import AriDouble
 from ..util import wait_until
 from .container import Container, cache_dir, ensure_root, missing_tools
 from .render import MAX_EXPOSURE, REPO, SERVICES, make, offline_exposure, parse_exposure
@@ -31,6 +32,7 @@ pytestmark = [pytest.mark.systemd, pytest.mark.timeout(900)]
 BOT = "metrotech-bot.service"
 PANEL = "metrotech-fastapi.service"
 PROMPTS = "/etc/metrotech/prompts.json"
+ARI_PASSWORD = "e2e-secret"
 COPY_IGNORE = shutil.ignore_patterns(
     ".git", ".venv", "__pycache__", "*.egg-info", "build", "dist", ".pytest_cache", ".mypy_cache", ".ruff_cache", "var"
 )
@@ -46,6 +48,7 @@ def free_port() -> int:
 class Stack:
     box: Container
     port: int
+    ari_port: int
     token: str
     install_output: str
 
@@ -140,9 +143,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         box.run(["useradd", "--system", "--no-create-home", "asterisk"])
         output = box.run(["make", "-s", "-C", "/src", "install-units"], timeout=120).stdout
         # The operator's settings: a free port for the panel, a token, and an Asterisk that is not there.
-        env = f"ADMIN_PORT={port}\nADMIN_TOKEN={token}\nARI_URL=http://127.0.0.1:{ari_port}\n"
+        env = (
+            f"ADMIN_PORT={port}\nADMIN_TOKEN={token}\n"
+            f"ARI_URL=http://127.0.0.1:{ari_port}\nARI_PASSWORD={ARI_PASSWORD}\nARI_RECONNECT_MAX_SECONDS=1\n"
+        )
         box.sh(f"printf '%s' '{env}' >> /etc/metrotech/metrotech.env")
-        stack = Stack(box, port, token, output)
+        stack = Stack(box, port, ari_port, token, output)
         try:
             yield stack
         finally:
@@ -398,18 +404,34 @@ def test_restarting_the_target_restarts_both_services(stack: Stack) -> None:
         assert stack.main_pid(unit) != before[unit]
 
 
-def test_stop_exits_cleanly_within_the_grace_period(stack: Stack) -> None:
+def test_stop_lets_a_call_in_progress_use_its_grace_period_and_exits_cleanly(stack: Stack) -> None:
+    """SIGTERM with a call up: the call keeps CALL_GRACE_SECONDS, then goodbye and hang-up; the bot exits 0
+    before TimeoutStopSec= (its grace + 15 s), so systemd never has to kill it."""
     timeout = float(stack.show(BOT, "TimeoutStopUSec")["TimeoutStopUSec"].removesuffix("s"))
-    started = time.monotonic()
-    stack.box.run(["systemctl", "stop", BOT], timeout=120)
-    assert time.monotonic() - started < timeout
+    environment = stack.show(BOT, "Environment")["Environment"].split()
+    grace = float(next(v.split("=", 1)[1] for v in environment if v.startswith("CALL_GRACE_SECONDS=")))
+    assert grace + 10 <= timeout
+    # Asterisk comes up (the test double of ARI, on the host's loopback the container shares); the caller stays silent.
+    with AriDouble(port=stack.ari_port, password=ARI_PASSWORD, silence_timeout=10 * timeout) as ari:
+        wait_until(lambda: "ARI connected" in stack.show(BOT, "StatusText")["StatusText"], timeout=20, interval=0.1)
+        channel = ari.place_call()
+        wait_until(lambda: ari.channels[channel].recordings, timeout=20, interval=0.05, message="the bot listens")
+        wait_until(lambda: "1 call" in stack.show(BOT, "StatusText")["StatusText"], timeout=10, interval=0.05)
+        started = time.monotonic()
+        stack.box.run(["systemctl", "stop", BOT], timeout=120)
+        elapsed = time.monotonic() - started
+        assert grace - 1 <= elapsed < timeout, f"stopped after {elapsed:.1f}s (grace {grace}s, timeout {timeout}s)"
+        assert ari.channels[channel].hung_up_by == "app"
+    props = stack.show(BOT, "ActiveState", "Result", "ExecMainCode", "ExecMainStatus")
+    # ExecMainCode=1 is CLD_EXITED: the process exited by itself with status 0, it was not killed.
+    assert props == {"ActiveState": "inactive", "Result": "success", "ExecMainCode": "1", "ExecMainStatus": "0"}
+    call = stack.api("GET", f"/api/calls/{channel}").json()
+    assert call["end_reason"] == "shutdown" and call["prompts_sha256"], call
     # Stopping the target stops the rest (PartOf=); `systemctl stop` of a target does not wait for its services.
     stack.box.run(["systemctl", "stop", "metrotech.target"], timeout=120)
-    for unit in SERVICES:
-        wait_until(lambda u=unit: stack.show(u, "ActiveState")["ActiveState"] == "inactive", timeout=30, interval=0.1)
-        props = stack.show(unit, "Result", "ExecMainCode", "ExecMainStatus")
-        # ExecMainCode=1 is CLD_EXITED: the process exited by itself with status 0, it was not killed.
-        assert props == {"Result": "success", "ExecMainCode": "1", "ExecMainStatus": "0"}, (unit, props)
+    wait_until(lambda: stack.show(PANEL, "ActiveState")["ActiveState"] == "inactive", timeout=30, interval=0.1)
+    props = stack.show(PANEL, "Result", "ExecMainCode", "ExecMainStatus")
+    assert props == {"Result": "success", "ExecMainCode": "1", "ExecMainStatus": "0"}, props
     killed = [message(e) for e in stack.journal(BOT) + stack.journal(PANEL) if "SIGKILL" in message(e)]
     assert not killed, killed
 
