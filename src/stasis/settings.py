@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from promptwatch.settings import PromptsSettings
 
@@ -92,6 +92,15 @@ class StasisSettings(PromptsSettings):
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @model_validator(mode="after")
+    def _under_state_dir(self) -> StasisSettings:
+        """SOUNDS_DIR and CALLLOG_PATH default to ``sounds/`` and ``calls.sqlite3`` in STATE_DIR."""
+        if "sounds_dir" not in self.model_fields_set:
+            self.sounds_dir = self.state_dir / "sounds"
+        if "calllog_path" not in self.model_fields_set:
+            self.calllog_path = self.state_dir / "calls.sqlite3"
+        return self
 
     @property
     def goodbye_phrases(self) -> tuple[str, ...]:
