@@ -39,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers.inotify import InotifyObserver
 
 import promptwatch.atomic
-from promptwatch import HotPrompts, atomic_write
+from promptwatch import HotPrompts, Snapshot, atomic_write
 from promptwatch.schema import parse_document, sha256_hex
 from promptwatch.watch import _EVENTS
 
@@ -105,20 +106,20 @@ _CLOCK = _RenameClock()
 
 @contextlib.contextmanager
 def rename_clock() -> Iterator[None]:
-    original = promptwatch.atomic.os
-    promptwatch.atomic.os = _CLOCK  # type: ignore[assignment]
+    original = vars(promptwatch.atomic)["os"]
+    setattr(promptwatch.atomic, "os", _CLOCK)  # noqa: B010 - the module's global, for the bench only
     try:
         yield
     finally:
-        promptwatch.atomic.os = original
+        setattr(promptwatch.atomic, "os", original)  # noqa: B010
 
 
 def save(target: Path, data: bytes) -> float:
     """Save as the admin API does (:func:`promptwatch.atomic_write`: lock, temp file, fsync, rename,
     directory fsync); return ``time.time()`` taken just before its ``os.replace``."""
-    assert promptwatch.atomic.os is _CLOCK, "save() runs inside rename_clock()"
+    assert vars(promptwatch.atomic)["os"] is _CLOCK, "save() runs inside rename_clock()"
     atomic_write(target, data)
-    return _CLOCK.t0
+    return float(_CLOCK.t0)
 
 
 def spacing(lo: float = 0.02, hi: float = 0.04) -> None:
@@ -138,6 +139,7 @@ class Result:
     target: str = ""
     verdict: str = ""
     note: str = ""
+    cpu_per_save: float = float("nan")  # ms of CPU the watcher spent per save (all its threads)
 
     def q(self, p: float) -> float:
         s = sorted(self.samples)
@@ -181,7 +183,8 @@ def print_table(rows: list[Result], seed: dict[str, Result]) -> None:
     for r in rows:
         ref = seed.get(r.size)
         ratio = ""
-        if ref is not None and r.samples and ref.samples and r is not ref:
+        end_to_end = not r.name.startswith(("floor", "  of which"))
+        if end_to_end and ref is not None and r.samples and ref.samples and r is not ref:
             x = ref.p50 / r.p50 if r.p50 > 0 else float("inf")
             ratio = f"{x:,.0f}x faster" if x >= 10 else f"{x:.2f}x"
         print(
@@ -292,7 +295,9 @@ def measure_floor(kind: str, size_name: str, rounds: int, workdir: Path) -> Resu
     name = "floor: kernel inotify event (raw read)" if kind == "raw" else "floor: watchdog event delivery"
     res = Result(name, size_name)
     cm: Any = contextlib.closing(RawInotify(target)) if kind == "raw" else watchdog_floor(target)
+    me, main_tid = [os.getpid()], frozenset({threading.get_native_id()})
     with cm as watcher:
+        cpu0 = sched(me, main_tid)[0]
         for i in range(rounds):
             t0 = save(target, make_document(SIZES[size_name], f"{kind}{i}"))
             t1 = watcher.wait_after(t0, ROUND_DEADLINE)
@@ -301,6 +306,7 @@ def measure_floor(kind: str, size_name: str, rounds: int, workdir: Path) -> Resu
             else:
                 res.samples.append(t1 - t0)
             spacing()
+        res.cpu_per_save = (sched(me, main_tid)[0] - cpu0) / 1e6 / rounds
     return res
 
 
@@ -321,6 +327,10 @@ def _tap_notify(hp: HotPrompts, log: list[float]) -> None:
     watcher.notify = tapped
 
 
+def _has_sha(sha: str, snap: Snapshot) -> bool:
+    return snap.sha256 == sha
+
+
 def _first_after(times: list[float], t0: float) -> float | None:
     return next((t for t in list(times) if t >= t0), None)
 
@@ -337,12 +347,13 @@ def measure_hot_inotify(size_name: str, rounds: int, workdir: Path) -> tuple[Res
     me, main_tid = [os.getpid()], frozenset({threading.get_native_id()})
     with HotPrompts(target, mode="inotify") as hp:
         _tap_notify(hp, hints)
+        cpu0 = sched(me, main_tid)[0]
         for i in range(rounds):
             data = make_document(SIZES[size_name], f"hot{i}")
             sha = sha256_hex(data)
             w0 = sched(me, main_tid)[1]
             t0 = save(target, data)
-            snap = hp.wait_for(lambda s, sha=sha: s.sha256 == sha, ROUND_DEADLINE)
+            snap = hp.wait_for(partial(_has_sha, sha), ROUND_DEADLINE)
             if snap is None:
                 total.lost += 1
             else:
@@ -353,6 +364,7 @@ def measure_hot_inotify(size_name: str, rounds: int, workdir: Path) -> tuple[Res
                     hint.samples.append(th - t0)
                     worker.samples.append(snap.loaded_at - th)
             spacing()
+        total.cpu_per_save = (sched(me, main_tid)[0] - cpu0) / 1e6 / rounds
     target_ms = TARGET_P99_MS[size_name]
     total.target = f"p99 <= {target_ms:g} ms"
     total.verdict = "PASS" if total.samples and total.p99 <= target_ms and not total.lost else "FAIL"
@@ -560,7 +572,8 @@ def measure_poll(rounds: int, workdir: Path) -> dict[str, PollTrack]:
         sweep = INTERVAL * 1000 / (2 * rounds)
         r.note = (
             f"mean {r.mean:.0f} ms (phase sweep of {rounds}: +/-{sweep:.0f} ms); reaction (check → published) "
-            f"mean {reaction:.2f} ms; expected mean for random save times = period/2 + reaction = {expected:.1f} ms"
+            f"mean {reaction:.2f} ms (median {statistics.median(track.reaction) * 1000:.2f});"
+            f" expected mean for random save times = period/2 + reaction = {expected:.1f} ms"
         )
         if key.startswith("hot"):
             limit = INTERVAL * 1000 / 2 + POLL_SLACK_MS
@@ -589,13 +602,19 @@ class Watchers:
         env.pop("PROMPTS_WATCH_MODE", None)
         self.cond = threading.Condition()
         self.loaded: list[dict[str, float]] = [{} for _ in range(count)]  # per process: sha → loaded_at
-        self.procs = [
-            subprocess.Popen(
-                _watch_cmd(target, mode), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL, env=env,
-            )
-            for _ in range(count)
-        ]
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.readers: list[threading.Thread] = []
+        try:
+            for _ in range(count):
+                self.procs.append(
+                    subprocess.Popen(
+                        _watch_cmd(target, mode), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                        stderr=subprocess.DEVNULL, env=env,
+                    )
+                )
+        except BaseException:
+            self.close()
+            raise
         self.readers = [threading.Thread(target=self._read, args=(i,), daemon=True) for i in range(count)]
         for t in self.readers:
             t.start()
@@ -667,6 +686,7 @@ def measure_fanout(count: int, size_name: str, rounds: int, workdir: Path, gap: 
                 waits.append((sched(w.pids)[1] - w0) / 1e9 / count)
             spacing(*gap)
         cpu_per_save = (sched(w.pids)[0] - cpu0) / 1e6 / rounds
+        res.cpu_per_save = cpu_per_save / count
     finally:
         w.close()
     target_ms = TARGET_P99_MS[size_name]
@@ -750,45 +770,25 @@ def measure_idle(seconds: float, workdir: Path) -> list[tuple[str, float, float]
     target = d / "prompts.json"
     target.write_bytes(make_document(4 * KIB, "idle"))
     sha = sha256_hex(target.read_bytes())
+    with contextlib.ExitStack() as stack:
+        return _measure_idle(stack, seconds, target, sha, d)
+
+
+def _measure_idle(
+    stack: contextlib.ExitStack, seconds: float, target: Path, sha: str, d: Path
+) -> list[tuple[str, float, float]]:
     ino = Watchers(target, 1, "inotify", d / "status")
+    stack.callback(ino.close)
     poll = Watchers(target, 1, "poll", d / "status")
+    stack.callback(poll.close)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     seed = subprocess.Popen(
         [sys.executable, "-c", "import sys; from bench.bench_reload import seed_process; seed_process(sys.argv[1])",
          str(target)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=REPO,
     )
-    try:
-        for w in (ino, poll):
-            if w.wait_all(sha, 60.0) is None:
-                raise RuntimeError("idle watcher did not start")
-        assert seed.stdout is not None
-        ready: list[bytes] = []
-        reader = threading.Thread(target=lambda: ready.append(seed.stdout.readline()), daemon=True)  # type: ignore[union-attr]
-        reader.start()
-        reader.join(60.0)
-        if not ready or ready[0].strip() != b"ready":
-            raise RuntimeError("seed process did not start")
-        # Idle means: past start-up work, and no write for a while (the poller re-checks a file
-        # modified within 2 s of a check, by design).
-        time.sleep(max(2.0, target.stat().st_mtime + 3.0 - time.time()))
-        pids = {
-            "promptwatch watch, inotify mode": ino.pids[0],
-            f"promptwatch watch, poll mode ({INTERVAL * 1000:.0f} ms)": poll.pids[0],
-            "seed: process with the mtime poll thread": seed.pid,
-        }
-        before = {k: (cpu_ns(p), wakeups(p)) for k, p in pids.items()}
-        t0 = time.monotonic()
-        time.sleep(seconds)  # the measurement window itself
-        elapsed = time.monotonic() - t0
-        after = {k: (cpu_ns(p), wakeups(p)) for k, p in pids.items()}
-        return [
-            (k, (after[k][0] - before[k][0]) / 1e9 / elapsed * 100, (after[k][1] - before[k][1]) / elapsed)
-            for k in pids
-        ]
-    finally:
-        ino.close()
-        poll.close()
+
+    def stop_seed() -> None:
         if seed.stdin is not None:
             seed.stdin.close()
         try:
@@ -797,6 +797,35 @@ def measure_idle(seconds: float, workdir: Path) -> list[tuple[str, float, float]
             seed.kill()
             seed.wait()
 
+    stack.callback(stop_seed)
+    for w in (ino, poll):
+        if w.wait_all(sha, 60.0) is None:
+            raise RuntimeError("idle watcher did not start")
+    assert seed.stdout is not None
+    ready: list[bytes] = []
+    reader = threading.Thread(target=lambda: ready.append(seed.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(60.0)
+    if not ready or ready[0].strip() != b"ready":
+        raise RuntimeError("seed process did not start")
+    # Idle means: past start-up work, and no write for a while (the poller re-checks a file
+    # modified within 2 s of a check, by design).
+    time.sleep(max(2.0, target.stat().st_mtime + 3.0 - time.time()))
+    pids = {
+        "promptwatch watch, inotify mode": ino.pids[0],
+        f"promptwatch watch, poll mode ({INTERVAL * 1000:.0f} ms)": poll.pids[0],
+        "seed: process with the mtime poll thread": seed.pid,
+    }
+    before = {k: (cpu_ns(p), wakeups(p)) for k, p in pids.items()}
+    t0 = time.monotonic()
+    time.sleep(seconds)  # the measurement window itself
+    elapsed = time.monotonic() - t0
+    after = {k: (cpu_ns(p), wakeups(p)) for k, p in pids.items()}
+    return [
+        (k, (after[k][0] - before[k][0]) / 1e9 / elapsed * 100, (after[k][1] - before[k][1]) / elapsed)
+        for k in pids
+    ]
+
 
 # ---------------------------------------------------------------- main
 
@@ -804,12 +833,12 @@ def measure_idle(seconds: float, workdir: Path) -> list[tuple[str, float, float]
 def main(quick: bool) -> None:
     import watchdog.version
 
-    floor_rounds = 40 if quick else 150
+    floor_rounds = 30 if quick else 150
     hot_rounds = {"4 KiB": 60 if quick else 300, "1 MiB": 30 if quick else 150}
     poll_rounds = 8 if quick else 30
-    fan_rounds = {"4 KiB": 15 if quick else 60, "1 MiB": 8 if quick else 30}
-    single_rounds = {"4 KiB": 30 if quick else 150, "1 MiB": 15 if quick else 60}
-    idle_seconds = 4.0 if quick else 10.0
+    fan_rounds = {"4 KiB": 12 if quick else 60, "1 MiB": 6 if quick else 30}
+    single_rounds = {"4 KiB": 20 if quick else 150, "1 MiB": 10 if quick else 60}
+    idle_seconds = 3.0 if quick else 10.0
 
     print(
         f"cpus {os.cpu_count()}, load average at start {loadavg()}; python {sys.version.split()[0]}, "
@@ -861,6 +890,20 @@ def main(quick: bool) -> None:
             f" ({hot.p50 / wd.p50:.1f}x watchdog, {hot.p50 / raw.p50:.1f}x the kernel) ="
             f" hint {hint.p50:.3f} + worker {worker.p50:.3f};"
             f" worker CPU steps alone: read {rd:.3f} + sha256 {hs:.3f} + parse/validate {ps:.3f}"
+        )
+
+    print("\nCPU per save spent by one watcher, all its threads (ms; the writer's thread excluded)")
+    for size_name in SIZES:
+        by = {r.name: r for r in rows if r.size == size_name}
+        c_raw = by["floor: kernel inotify event (raw read)"].cpu_per_save
+        c_wd = by["floor: watchdog event delivery"].cpu_per_save
+        c_hot = by["HotPrompts inotify (in-process)"].cpu_per_save
+        c_cli = by["promptwatch watch subprocess (1)"].cpu_per_save
+        print(
+            f"  {size_name}: kernel inotify reader {c_raw:.2f}; watchdog observer {c_wd:.2f};"
+            f" HotPrompts {c_hot:.2f}; promptwatch watch process {c_cli:.2f} (+ status file, JSON line)."
+            f"  {FANOUT} watchers before the last publishes need about {FANOUT} x {c_hot:.2f} / {os.cpu_count()}"
+            f" cores = {FANOUT * c_hot / (os.cpu_count() or 1):.1f} ms of a free machine"
         )
 
     print(f"\nIdle CPU over {idle_seconds:.0f} s of no writes (all threads of the process)")
