@@ -8,19 +8,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import queue
 import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from .atomic import read_bytes, write_document
-from .errors import PromptwatchError
+from .errors import PromptwatchError, StartupError
 from .schema import parse_document, sha256_hex
 from .settings import PromptsSettings
 from .snapshot import HotPrompts, Snapshot
@@ -83,9 +83,25 @@ def _line(ok: bool, snap: Snapshot, mode: str, *, error: str | None = None, reje
     }
 
 
+def _settings() -> PromptsSettings:
+    """The settings from the environment and ``.env``; a bad value is a startup error naming the variable."""
+    try:
+        return PromptsSettings()
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err['loc']).upper() or 'PROMPTS_*'}: {err['msg']}"
+            for err in e.errors(include_url=False)
+        )
+        raise StartupError(f"invalid settings: {problems}") from None
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
-    settings = PromptsSettings()
+    settings = _settings()
     lock = threading.Lock()
+    emitted = [0]  # lines printed so far: tells whether a SIGHUP reload already printed its outcome
 
     def emit(record: dict[str, Any]) -> None:
         if args.json:
@@ -95,13 +111,29 @@ def cmd_watch(args: argparse.Namespace) -> int:
         else:
             text = f"rejected (keeping sha256={record['sha256'][:12]}) source={record['source']}: {record['error']}"
         with lock:
+            emitted[0] += 1  # before the line is out: whoever reads it sees the count
             sys.stdout.write(text + "\n")
             sys.stdout.flush()
 
-    # Signal handlers only record; the loop below acts.
-    signals: queue.SimpleQueue[int] = queue.SimpleQueue()
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda n, _frame: signals.put(n))
+    # No signal handlers: SIGINT, SIGTERM and SIGHUP are blocked in every thread (the watcher threads
+    # inherit the mask) and the main loop takes them one by one with sigwait().  A handler waking the
+    # main thread from a blocking queue.get() can miss the wakeup and hang; sigwait() cannot.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    try:
+        return _watch_loop(args, settings, emit, emitted)
+    finally:
+        # Shutting down: a SIGHUP or a second SIGTERM that came meanwhile is consumed, not acted on.
+        while signal.sigpending() & set(_SIGNALS):
+            signal.sigwait(_SIGNALS)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _watch_loop(
+    args: argparse.Namespace,
+    settings: PromptsSettings,
+    emit: Callable[[dict[str, Any]], None],
+    emitted: list[int],
+) -> int:
     interval = (args.interval_ms if args.interval_ms is not None else settings.prompts_reload_interval_ms) / 1000
     try:
         prompts = HotPrompts(
@@ -116,21 +148,25 @@ def cmd_watch(args: argparse.Namespace) -> int:
         _err(str(e))
         return 1
     try:
-        emit(_line(True, prompts.current, prompts.mode))
+        # Callbacks first: a write landing right after the first line must get its own line.
         prompts.on_reload(lambda old, new: emit(_line(True, new, prompts.mode)))
         prompts.on_error(
             lambda msg, sha, src: emit(_line(False, prompts.current, prompts.mode, error=msg, rejected=sha, source=src))
         )
-        while (signum := signals.get()) == signal.SIGHUP:
-            if not prompts.reload("signal"):
-                emit(_line(True, prompts.current, prompts.mode, source="signal"))
+        emit(_line(True, prompts.current, prompts.mode))
+        while signal.sigwait(_SIGNALS) == signal.SIGHUP:
+            before = emitted[0]
+            prompts.reload("signal")
+            if emitted[0] == before:  # unchanged, or bad content already reported: say how this attempt went
+                error = prompts.last_error
+                emit(_line(error is None, prompts.current, prompts.mode, error=error, source="signal"))
     finally:
         prompts.close()
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    settings = PromptsSettings()
+    settings = _settings()
     path = Path(os.path.abspath(args.file or settings.prompts_path))
     status_dir = Path(args.status_dir) if args.status_dir else settings.prompts_status_dir
     data = read_bytes(path)
@@ -199,6 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.func(args)
     except KeyboardInterrupt:
         return 130
+    except PromptwatchError as e:  # settings, or anything a command did not map itself
+        _err(str(e))
+        return 1
     return result
 
 

@@ -39,7 +39,11 @@ class PromptsSettings(BaseSettings):
             keys = {k.lower() for k in data}
             if "prompts_reload_interval_sec" in keys and "prompts_reload_interval_ms" not in keys:
                 sec = next(v for k, v in data.items() if k.lower() == "prompts_reload_interval_sec")
-                data = {**data, "prompts_reload_interval_ms": round(float(sec) * 1000)}
+                try:
+                    ms = round(float(sec) * 1000)
+                except (TypeError, ValueError):
+                    raise ValueError(f"PROMPTS_RELOAD_INTERVAL_SEC={sec!r} is not a number of seconds") from None
+                data = {**data, "prompts_reload_interval_ms": ms}
         return data
 
     @property

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 from promptwatch import HotPrompts
 from promptwatch.watch import Watcher, start_watcher
 
-from .helpers import BACKENDS, REPO, Hints
+from .helpers import BACKENDS, Child, Hints
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -59,25 +58,19 @@ def watcher() -> Iterator[WatcherFactory]:
         w.stop()
 
 
-ProcessFactory = Callable[..., subprocess.Popen[str]]
+ProcessFactory = Callable[..., Child]
 
 
 @pytest.fixture
 def spawn() -> Iterator[ProcessFactory]:
-    """``spawn(*argv, **popen_kwargs)``: a text-mode subprocess, killed and reaped when the test ends."""
-    procs: list[subprocess.Popen[str]] = []
+    """``spawn(*argv, **popen_kwargs)``: a child process, killed and reaped when the test ends."""
+    children: list[Child] = []
 
-    def factory(*argv: str | os.PathLike[str], **kwargs: Any) -> subprocess.Popen[str]:
-        kwargs.setdefault("stdout", subprocess.PIPE)
-        kwargs.setdefault("stderr", subprocess.PIPE)
-        kwargs.setdefault("text", True)
-        kwargs.setdefault("cwd", REPO)
-        proc = subprocess.Popen([os.fspath(a) for a in argv], **kwargs)
-        procs.append(proc)
-        return proc
+    def factory(*argv: str | os.PathLike[str], **kwargs: Any) -> Child:
+        child = Child([os.fspath(a) for a in argv], **kwargs)
+        children.append(child)
+        return child
 
     yield factory
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
+    for child in children:
+        child.stop()

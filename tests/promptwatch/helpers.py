@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import queue
+import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +61,84 @@ class Hints:
 def assert_no_temp_files(directory: Path) -> None:
     left = [p.name for p in directory.iterdir() if p.name.startswith(".pw-tmp-")]
     assert left == [], f"temp files left behind in {directory}: {left}"
+
+
+class Child:
+    """A child process whose stdout lines are read by a thread, so a test can wait for one with a deadline."""
+
+    def __init__(self, argv: list[str], **kwargs: Any) -> None:
+        kwargs.setdefault("cwd", REPO)
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=kwargs.pop("stdin", subprocess.DEVNULL),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            **kwargs,
+        )
+        self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._stderr: list[str] = []
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self._threads = [
+            threading.Thread(target=self._pump_stdout, args=(self.proc.stdout,), daemon=True),
+            threading.Thread(target=self._pump_stderr, args=(self.proc.stderr,), daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _pump_stdout(self, stream: Any) -> None:
+        for line in stream:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)  # end of output
+
+    def _pump_stderr(self, stream: Any) -> None:
+        for line in stream:
+            self._stderr.append(line.rstrip("\n"))
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def stderr(self) -> str:
+        return "\n".join(self._stderr)
+
+    def line(self, timeout: float = 10.0) -> str:
+        """The next line of stdout; fails the test at the deadline or at end of output."""
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no output within {timeout}s; stderr: {self.stderr}") from None
+        if line is None:
+            self._lines.put(None)
+            raise AssertionError(f"output ended (exit {self.proc.poll()}); stderr: {self.stderr}")
+        return line
+
+    def wait(self, timeout: float = 10.0) -> int:
+        code = self.proc.wait(timeout=timeout)
+        for t in self._threads:
+            t.join(timeout=timeout)
+        return code
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def run_cli(
+    *args: str | os.PathLike[str], stdin: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 30.0
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``promptwatch`` console script to completion."""
+    return subprocess.run(
+        [os.fspath(PROMPTWATCH), *(os.fspath(a) for a in args)],
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env=env,
+    )

@@ -72,13 +72,11 @@ def target(tmp_path: Path) -> Path:
 
 def run_reader_during(spawn: ProcessFactory, target: Path, seconds: float, write: Iterator[None]) -> dict[str, int]:
     reader = spawn(sys.executable, "-c", READER, target, str(seconds))
-    assert reader.stdout is not None
-    assert reader.stdout.readline().strip() == "ready"
-    while reader.poll() is None:
+    assert reader.line() == "ready"
+    while reader.proc.poll() is None:
         next(write)
-    out, err = reader.communicate(timeout=30)
-    assert reader.returncode == 0, err
-    result: dict[str, int] = json.loads(out)
+    assert reader.wait() == 0, reader.stderr
+    result: dict[str, int] = json.loads(reader.line())
     return result
 
 
@@ -123,14 +121,12 @@ def test_kill_9_leaves_the_target_wholly_old_or_new(tmp_path: Path, spawn: Proce
     last_version = 0
     for _ in range(8):
         proc = spawn(sys.executable, "-c", WRITER, target, str(size), str(last_version))
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
+        assert proc.line() == "ready"
         # Let it complete a write, then kill it at a random point of a later one.
         wait_until(lambda last=last_version: version_of(target) > last, timeout=10)
         threading.Event().wait(rng.uniform(0.0, 0.03))
         os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-        assert proc.returncode == -signal.SIGKILL
+        assert proc.wait() == -signal.SIGKILL
 
         data = target.read_bytes()
         doc = orjson.loads(data)  # wholly one version: parses, and is byte for byte what was written
