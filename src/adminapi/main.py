@@ -47,6 +47,14 @@ __all__ = ["create_app", "main", "status_line"]
 logger = logging.getLogger("adminapi")
 
 STATIC_DIR = Path(__file__).parent / "static"
+UI_HEADERS = {
+    "Cache-Control": "no-cache",
+    # Only the panel's own script and style: an injected <script> cannot run, nor read the token.
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def status_line(app: FastAPI) -> str:
@@ -168,7 +176,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+        return FileResponse(STATIC_DIR / "index.html", headers=UI_HEADERS)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

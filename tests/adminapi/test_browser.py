@@ -44,17 +44,30 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def contexts(browser: Browser) -> Iterator[Callable[[], BrowserContext]]:
+    """New browser sessions; after the test, none may have had a script error or a CSP violation."""
     made: list[BrowserContext] = []
+    problems: list[str] = []
+
+    def watch(page: Page) -> None:
+        page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
+        page.on(
+            "console",
+            lambda m: (
+                problems.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None
+            ),
+        )
 
     def new() -> BrowserContext:
         ctx = browser.new_context(locale="ru-RU")
         ctx.set_default_timeout(15_000)
+        ctx.on("page", watch)
         made.append(ctx)
         return ctx
 
     yield new
     for ctx in made:
         ctx.close()
+    assert not problems, problems
 
 
 def open_panel(ctx: BrowserContext, served: Served) -> Page:

@@ -175,5 +175,6 @@ def test_ui_is_served_as_utf8(served: Served) -> None:
         r = c.get("/")
         assert r.status_code == 200 and r.headers["content-type"] == "text/html; charset=utf-8"
         assert "Промпты" in r.text
+        assert "script-src 'self'" in r.headers["content-security-policy"]
         js = c.get("/static/app.js")
         assert js.status_code == 200 and "charset=utf-8" in js.headers["content-type"]
