@@ -13,6 +13,27 @@ SERVICES = ("metrotech-bot.service", "metrotech-fastapi.service")
 UNITS = (*SERVICES, "metrotech.target")
 MAX_EXPOSURE = 2.0
 
+# The hand-made unit from the operator's notes, as it sits in /etc/systemd/system before the migration.
+SEED_FASTAPI_UNIT = """\
+[Unit]
+Description=Metrotech FastAPI Admin Panel & API
+After=network.target redis-server.service
+Wants=redis-server.service
+
+[Service]
+Type=simple
+User=root
+WorkingDirectory=/root/Asterisk_bot/asterisk-vox-bot
+ExecStart=/bin/bash -lc 'source /root/Asterisk_bot/asterisk-vox-bot/venv/bin/activate && exec python main.py'
+Restart=always
+RestartSec=10
+StandardOutput=append:/root/Asterisk_bot/asterisk-vox-bot/fastapi.log
+StandardError=append:/root/Asterisk_bot/asterisk-vox-bot/fastapi.log
+
+[Install]
+WantedBy=multi-user.target
+"""
+
 _EXPOSURE = re.compile(r"Overall exposure level for (\S+): (\d+\.\d+)")
 
 

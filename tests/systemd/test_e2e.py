@@ -25,7 +25,7 @@ import pytest
 from ..stasis.ari_double import AriDouble
 from ..util import wait_until
 from .container import Container, cache_dir, ensure_root, missing_tools
-from .render import MAX_EXPOSURE, REPO, SERVICES, make, offline_exposure, parse_exposure
+from .render import MAX_EXPOSURE, REPO, SEED_FASTAPI_UNIT, SERVICES, make, offline_exposure, parse_exposure
 
 pytestmark = [pytest.mark.systemd, pytest.mark.timeout(900)]
 
@@ -141,6 +141,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
         # Asterisk's user exists on a real PBX: install-units puts it in the group that reads the sounds.
         box.run(["useradd", "--system", "--no-create-home", "asterisk"])
+        # The hand-made setup of the operator's notes: units of the same names, enabled in multi-user.target.
+        for unit in SERVICES:
+            box.run(["sh", "-c", f"cat > /etc/systemd/system/{unit}"], input=SEED_FASTAPI_UNIT)
+        box.run(["systemctl", "enable", *SERVICES])
         output = box.run(["make", "-s", "-C", "/src", "install-units"], timeout=120).stdout
         # The operator's settings: a free port for the panel, a token, and an Asterisk that is not there.
         env = (
@@ -157,9 +161,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             print(f"container journal: {work / 'journal.txt'}")
 
 
-def test_install_units_creates_user_directories_and_enables_the_target(stack: Stack) -> None:
+def test_install_units_replaces_the_hand_made_units_and_keeps_backups(stack: Stack) -> None:
     box = stack.box
     assert "installed  /etc/systemd/system/metrotech-bot.service" in stack.install_output
+    backups = box.sh("ls /var/backups/metrotech").split()
+    assert sorted(name.split(".service.")[0] for name in backups) == ["metrotech-bot", "metrotech-fastapi"]
+    assert box.sh(f"cat /var/backups/metrotech/{backups[0]}") == SEED_FASTAPI_UNIT
+    # The old enablement links in multi-user.target.wants are gone; the target carries the services now.
+    wants = box.sh("ls /etc/systemd/system/multi-user.target.wants").split()
+    assert "metrotech.target" in wants and not set(SERVICES) & set(wants), wants
+    assert sorted(box.sh("ls /etc/systemd/system/metrotech.target.wants").split()) == sorted(SERVICES)
+
+
+def test_install_units_creates_user_directories_and_enables_the_target(stack: Stack) -> None:
+    box = stack.box
     assert box.run(["id", "-nG", "metrotech"]).stdout.split() == ["metrotech"]
     stats = box.sh(
         "stat -c '%n %a %U %G' /etc/metrotech /etc/metrotech/metrotech.env /etc/metrotech/prompts.json "

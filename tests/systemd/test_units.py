@@ -11,30 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from .render import MAX_EXPOSURE, REPO, SERVICES, UNITS, has_systemd_analyze, make, offline_exposure
+from .render import MAX_EXPOSURE, REPO, SEED_FASTAPI_UNIT, SERVICES, UNITS, has_systemd_analyze, make, offline_exposure
 
 needs_analyze = pytest.mark.skipif(not has_systemd_analyze(), reason="systemd-analyze not installed")
 
-# The hand-made unit from the operator's notes, as it sits in /etc/systemd/system before the migration.
-SEED_FASTAPI_UNIT = """\
-[Unit]
-Description=Metrotech FastAPI Admin Panel & API
-After=network.target redis-server.service
-Wants=redis-server.service
-
-[Service]
-Type=simple
-User=root
-WorkingDirectory=/root/Asterisk_bot/asterisk-vox-bot
-ExecStart=/bin/bash -lc 'source /root/Asterisk_bot/asterisk-vox-bot/venv/bin/activate && exec python main.py'
-Restart=always
-RestartSec=10
-StandardOutput=append:/root/Asterisk_bot/asterisk-vox-bot/fastapi.log
-StandardError=append:/root/Asterisk_bot/asterisk-vox-bot/fastapi.log
-
-[Install]
-WantedBy=multi-user.target
-"""
 
 EXPECTED_FILES = {
     "etc/systemd/system/metrotech-bot.service": 0o644,
