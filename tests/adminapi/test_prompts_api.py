@@ -371,3 +371,30 @@ def test_status_shows_a_consumer_rejecting_a_broken_hand_edit_with_its_error(
 
     c = wait_until(rejected, timeout=10, message="the consumer reports its error")
     assert c["sha256"] == good_sha and c["in_sync"] is False and "greeting" in c["last_error"]
+
+
+def test_without_a_prompts_file_the_panel_starts_and_the_first_save_creates_it(
+    config_dir: Path, status_dir: Path, tmp_path: Path
+) -> None:
+    from .conftest import make_settings, serve, stop
+
+    prompts = config_dir / "prompts.json"
+    content = prompts.read_bytes()
+    prompts.unlink()
+    served = serve(make_settings(config_dir, status_dir, tmp_path))
+    try:
+        with served.client() as c:
+            assert c.get("/api/prompts").status_code == 404
+            status = c.get("/api/status").json()
+            assert status["sha256"] is None and status["watching"] == "off" and status["consumers"] == []
+            assert c.get("/api/prompts/history").json()["total"] == 0
+            r = c.put("/api/prompts?wait_ms=3000", content=content)
+            assert r.status_code == 200 and r.json()["all_applied"] is True
+            assert r.json()["previous_sha256"] is None
+            assert c.get("/api/status").json()["watching"] in {"inotify", "poll"}
+            assert [h["origin"] for h in c.get("/api/prompts/history").json()["items"]] == ["api"]
+            # From now on hand edits are watched and recorded.
+            prompts.write_text(prompts.read_text(encoding="utf-8").replace("Метротех", "МТ"), encoding="utf-8")
+            wait_until(lambda: c.get("/api/prompts/history").json()["total"] == 2, timeout=10)
+    finally:
+        stop(served)

@@ -169,19 +169,27 @@ function showErrors(errors) {
 }
 
 async function loadPrompts() {
-  const r = await api("GET", "/api/prompts");
-  editor.doc = await r.json();
-  editor.etag = r.headers.get("ETag");
+  let r;
+  try {
+    r = await api("GET", "/api/prompts");
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.status !== 404) throw e;
+    r = null;  // no prompts file yet: an empty editor creates it
+  }
+  editor.doc = r ? await r.json() : {};
+  editor.etag = r ? r.headers.get("ETag") : null;
   editor.sha = editor.etag ? editor.etag.replaceAll('"', "") : null;
   renderEditor(editor.doc);
   clearErrors();
   $("#conflict-banner").hidden = true;
   $("#conflict-diff-view").hidden = true;
-  const invalid = r.headers.get("X-Prompts-Valid") === "false";
-  $("#invalid-banner").hidden = !invalid;
+  const invalid = r !== null && r.headers.get("X-Prompts-Valid") === "false";
+  $("#invalid-banner").hidden = !invalid && r !== null;
   if (invalid) {
     $("#invalid-banner").textContent =
       "Файл на диске повреждён (правка вручную?). Показана последняя корректная версия; сохранение заменит файл.";
+  } else if (r === null) {
+    $("#invalid-banner").textContent = "Файла промптов ещё нет: заполните поля и сохраните, чтобы создать его.";
   }
   await refreshBadges();
 }
