@@ -155,8 +155,17 @@ class CallLog:
             self._db.execute(
                 "INSERT OR REPLACE INTO turns (call_id, idx, started_at, caller_text, bot_text, stt_ms, llm_ms, tts_ms,"
                 " error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (call_id, turn.idx, turn.started_at, turn.caller_text, turn.bot_text, turn.stt_ms, turn.llm_ms,
-                 turn.tts_ms, turn.error),
+                (
+                    call_id,
+                    turn.idx,
+                    turn.started_at,
+                    turn.caller_text,
+                    turn.bot_text,
+                    turn.stt_ms,
+                    turn.llm_ms,
+                    turn.tts_ms,
+                    turn.error,
+                ),
             )
             self._db.execute(
                 "UPDATE calls SET turn_count = (SELECT COUNT(*) FROM turns WHERE call_id = ?) WHERE id = ?",
@@ -208,9 +217,7 @@ class CallLog:
             if row is None:
                 return None
             turns = db.execute("SELECT * FROM turns WHERE call_id = ? ORDER BY idx", (call_id,)).fetchall()
-        return CallDetail(
-            **dict(row), turns=[Turn(**{k: t[k] for k in t.keys() if k != "call_id"}) for t in turns]
-        )
+        return CallDetail(**dict(row), turns=[Turn(**{k: t[k] for k in t.keys() if k != "call_id"}) for t in turns])
 
     def close(self) -> None:
         if self._db is not None:

@@ -32,8 +32,18 @@ def test_schema_is_wal_and_versioned(calllog: CallLog) -> None:
 def test_a_call_with_turns_round_trips(calllog: CallLog) -> None:
     _call(calllog, "1795275311.1", started_at=100.0)
     calllog.answer_call("1795275311.1", 100.5)
-    calllog.add_turn("1795275311.1", Turn(idx=0, started_at=101.0, caller_text="сколько стоит тариф?",
-                                          bot_text="500 рублей", stt_ms=120.0, llm_ms=30.5, tts_ms=80.0))
+    calllog.add_turn(
+        "1795275311.1",
+        Turn(
+            idx=0,
+            started_at=101.0,
+            caller_text="сколько стоит тариф?",
+            bot_text="500 рублей",
+            stt_ms=120.0,
+            llm_ms=30.5,
+            tts_ms=80.0,
+        ),
+    )
     calllog.add_turn("1795275311.1", Turn(idx=1, started_at=105.0, error="stt timeout"))
     calllog.end_call("1795275311.1", ended_at=110.0, end_reason="goodbye")
 
