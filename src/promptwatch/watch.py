@@ -279,6 +279,24 @@ class _Handler(FileSystemEventHandler):
         self.watcher._on_event(event)
 
 
+_PARENT_EVENTS: list[type[FileSystemEvent]] = [
+    DirMovedEvent,
+    FileMovedEvent,
+    DirCreatedEvent,
+    FileCreatedEvent,
+    DirDeletedEvent,
+    FileDeletedEvent,
+]
+
+
+class _ParentHandler(FileSystemEventHandler):
+    def __init__(self, watcher: InotifyWatcher) -> None:
+        self.watcher = watcher
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        self.watcher._on_parent_event(event)
+
+
 class InotifyWatcher(Watcher):
     """inotify on the directory, with a slow stat check against dropped events."""
 
@@ -313,6 +331,22 @@ class InotifyWatcher(Watcher):
         except BaseException:
             self._stop_backend()
             raise
+        self._schedule_parent()
+
+    def _schedule_parent(self) -> None:
+        """Also watch the parent for the directory itself being renamed away, replaced or removed.
+
+        A directory moved away (``mv conf conf.old && mv conf.new conf``) takes its inotify watch with
+        it and says nothing on its own; its parent sees both renames.  Without this watch, only the
+        slow safety check would notice.
+        """
+        parent = self.directory.parent
+        if parent == self.directory:
+            return
+        try:
+            self._observer.schedule(_ParentHandler(self), str(parent), event_filter=_PARENT_EVENTS)
+        except OSError as e:
+            logger.warning("cannot watch %s (%s); a replaced %s waits for the safety check", parent, e, self.directory)
 
     def _schedule(self) -> None:
         st = os.stat(self.directory)
@@ -352,6 +386,14 @@ class InotifyWatcher(Watcher):
             return
         dest = getattr(event, "dest_path", "")
         if self._relevant(event.src_path) or self._relevant(dest):
+            self.notify("inotify", True)
+
+    def _on_parent_event(self, event: FileSystemEvent) -> None:
+        paths = {os.fsdecode(event.src_path), os.fsdecode(getattr(event, "dest_path", "") or "")}
+        if str(self.directory) in paths:
+            logger.info("watched directory %s was moved, replaced or removed", self.directory)
+            self._dir_gone.set()
+            self._wake.set()  # re-establish the watch on the next 50 ms check
             self.notify("inotify", True)
 
     def _maintain(self) -> None:

@@ -161,6 +161,23 @@ def test_directory_replaced_by_rename(target: Path, tmp_path: Path, hot_prompts:
     wait_greeting(hp, 3)
 
 
+@pytest.mark.parametrize("mode", ["inotify", "poll"])
+def test_directory_swapped_by_renames(target: Path, tmp_path: Path, hot_prompts: HotPromptsFactory, mode: str) -> None:
+    """``mv conf conf.old && mv conf.new conf``: the watch must follow the name, not the moved inode."""
+    hp = hot_prompts(target, mode=mode, interval=POLL_INTERVAL)
+    for n in (2, 3):
+        fresh = tmp_path / "conf.new"
+        fresh.mkdir()
+        (fresh / "prompts.json").write_bytes(make_doc(n))
+        os.rename(target.parent, tmp_path / f"conf.old{n}")
+        os.rename(fresh, target.parent)
+        wait_greeting(hp, n)
+    # Writes into the moved-away directory are not ours; writes into the new one are.
+    atomic_write(tmp_path / "conf.old3" / "prompts.json", make_doc(99))
+    atomic_write(target, make_doc(4))
+    wait_greeting(hp, 4)
+
+
 # --- no lost updates ----------------------------------------------------------------------------------------
 
 
