@@ -437,6 +437,8 @@ def test_stop_lets_a_call_in_progress_use_its_grace_period_and_exits_cleanly(sta
         elapsed = time.monotonic() - started
         assert grace - 1 <= elapsed < timeout, f"stopped after {elapsed:.1f}s (grace {grace}s, timeout {timeout}s)"
         assert ari.channels[channel].hung_up_by == "app"
+        # The double finishes the recording the hang-up interrupted before it shuts down.
+        wait_until(lambda: ari.channels[channel].recording is None, timeout=10, interval=0.05)
     props = stack.show(BOT, "ActiveState", "Result", "ExecMainCode", "ExecMainStatus")
     # ExecMainCode=1 is CLD_EXITED: the process exited by itself with status 0, it was not killed.
     assert props == {"ActiveState": "inactive", "Result": "success", "ExecMainCode": "1", "ExecMainStatus": "0"}
@@ -460,3 +462,12 @@ def test_uninstall_units_keeps_config_and_data(stack: Stack) -> None:
     box.run(["test", "-f", "/etc/metrotech/metrotech.env"])
     box.run(["test", "-d", "/var/lib/metrotech"])
     assert not box.run(["test", "-e", "/etc/systemd/system/metrotech-bot.service"], check=False).returncode == 0
+
+
+def test_install_units_again_with_start_1_brings_the_stack_back_on_the_kept_config(stack: Stack) -> None:
+    box = stack.box
+    output = box.run(["make", "-s", "-C", "/src", "install-units", "START=1"], timeout=180).stdout
+    assert "kept       /etc/metrotech/metrotech.env" in output and "started    metrotech.target" in output
+    for unit in SERVICES:
+        assert stack.show(unit, "ActiveState")["ActiveState"] == "active"
+    assert httpx.get(stack.url + "/healthz", timeout=10).status_code == 200
