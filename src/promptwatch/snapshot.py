@@ -104,6 +104,8 @@ class HotPrompts(Reloader):
             self._start_watching()
         except OSError as e:
             raise StartupError(f"cannot watch {self.path.parent}: {e.strerror or e}") from e
+        except ValueError as e:  # an unknown watch mode (argument or PROMPTS_WATCH_MODE)
+            raise StartupError(f"cannot watch {self.path.parent}: {e}") from e
         self._publish_status()
 
     @property
@@ -161,11 +163,11 @@ class HotPrompts(Reloader):
             return False
         old = self._snapshot
         new = Snapshot(prompts, sha, len(data), mtime, time.time(), source, self.path)
+        self.last_error = self._bad_sha = None  # before publishing: whoever sees the new snapshot sees no error
         with self._published:
             self._snapshot = new  # the one reference assignment that publishes
             self._published.notify_all()
         latency_ms = (time.monotonic() - hint_at) * 1000 if hint_at is not None else 0.0
-        self.last_error = self._bad_sha = None
         logger.info(
             "prompts reloaded sha=%s source=%s bytes=%d latency_ms=%.1f previous=%s",
             new.short,
@@ -183,9 +185,10 @@ class HotPrompts(Reloader):
         return True
 
     def _fail(self, message: str, sha: str | None, source: str) -> None:
-        if sha is not None and sha == self._bad_sha:
-            return  # already reported this content
-        self._bad_sha = sha
+        key = sha if sha is not None else message  # a read error has no content: its message stands in
+        if key == self._bad_sha:
+            return  # already reported this content (or this read error)
+        self._bad_sha = key
         self.last_error = message
         logger.error("prompts rejected, keeping sha=%s source=%s: %s", self._snapshot.short, source, message)
         self._publish_status()

@@ -72,6 +72,21 @@ def test_a_bad_file_at_startup_is_a_startup_error(
     assert not [t for t in threading.enumerate() if t.name.startswith("promptwatch")]
 
 
+@pytest.mark.parametrize(("mode", "env"), [("fanotify", None), (None, "fanotify")])
+def test_an_unknown_watch_mode_is_a_startup_error(
+    prompts_file: Path,
+    hot_prompts: HotPromptsFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str | None,
+    env: str | None,
+) -> None:
+    if env is not None:
+        monkeypatch.setenv("PROMPTS_WATCH_MODE", env)
+    with pytest.raises(StartupError, match="fanotify"):
+        hot_prompts(prompts_file, mode=mode)
+    assert not [t for t in threading.enumerate() if t.name.startswith("promptwatch")]
+
+
 def test_a_missing_file_at_startup_is_a_startup_error(tmp_path: Path, hot_prompts: HotPromptsFactory) -> None:
     with pytest.raises(StartupError, match="not found"):
         hot_prompts(tmp_path / "prompts.json")
@@ -157,7 +172,7 @@ def test_reverting_to_the_good_content_clears_the_error(
     atomic_write(prompts_file, good_bytes)
     wait_until(lambda: hp.last_error is None, timeout=DEADLINE)
     assert hp.current is good  # same content: nothing to publish, just the error cleared
-    assert any("valid again" in r.getMessage() for r in caplog.records)
+    wait_until(lambda: any("valid again" in r.getMessage() for r in caplog.records), timeout=DEADLINE)
 
 
 def test_on_reload_gets_old_and_new(prompts_file: Path, hot_prompts: HotPromptsFactory) -> None:
@@ -243,12 +258,16 @@ def test_too_large_is_rejected(prompts_file: Path, hot_prompts: HotPromptsFactor
     assert "limit is 4096" in (hp.last_error or "")
 
 
-def test_unreadable_path_is_an_error_not_a_crash(prompts_file: Path, hot_prompts: HotPromptsFactory) -> None:
+def test_unreadable_path_is_an_error_not_a_crash(
+    prompts_file: Path, hot_prompts: HotPromptsFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     hp = hot_prompts(prompts_file, hot_reload=False)
     prompts_file.unlink()
     prompts_file.mkdir()
     assert hp.reload() is False
+    assert hp.reload() is False
     assert hp.last_error is not None and str(prompts_file) in hp.last_error
+    assert len(rejected(caplog)) == 1  # a read error is logged once too, not at every hint
     prompts_file.rmdir()
     prompts_file.write_bytes(make_doc(2))
     assert hp.reload() is True
