@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from .atomic import read_bytes, write_document
 from .errors import PromptwatchError, StartupError
+from .logs import setup_logging
 from .schema import parse_document, sha256_hex
 from .settings import PromptsSettings
 from .snapshot import HotPrompts, Snapshot
@@ -229,8 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.command != "watch" or args.json else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # <N> priority prefixes when stderr is the journal (a `promptwatch watch` unit), plain lines otherwise.
+    setup_logging(logging.WARNING if args.command != "watch" or args.json else logging.INFO, stream=sys.stderr)
     try:
         result: int = args.func(args)
     except KeyboardInterrupt:

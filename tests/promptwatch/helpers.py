@@ -68,21 +68,21 @@ class Child:
 
     def __init__(self, argv: list[str], **kwargs: Any) -> None:
         kwargs.setdefault("cwd", REPO)
+        stderr = kwargs.pop("stderr", subprocess.PIPE)  # or a file, to see what the child writes to it
         self.proc = subprocess.Popen(
             argv,
             stdin=kwargs.pop("stdin", subprocess.DEVNULL),
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=stderr,
             text=True,
             **kwargs,
         )
         self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._stderr: list[str] = []
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        self._threads = [
-            threading.Thread(target=self._pump_stdout, args=(self.proc.stdout,), daemon=True),
-            threading.Thread(target=self._pump_stderr, args=(self.proc.stderr,), daemon=True),
-        ]
+        assert self.proc.stdout is not None
+        self._threads = [threading.Thread(target=self._pump_stdout, args=(self.proc.stdout,), daemon=True)]
+        if self.proc.stderr is not None:
+            self._threads.append(threading.Thread(target=self._pump_stderr, args=(self.proc.stderr,), daemon=True))
         for t in self._threads:
             t.start()
 

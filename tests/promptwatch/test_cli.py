@@ -224,6 +224,28 @@ def test_watch_text_lines(prompts_file: Path, status_dir: Path, spawn: ProcessFa
     assert child.line().startswith("rejected (keeping sha256=")
 
 
+def test_watch_logs_with_journal_priorities_only_when_stderr_is_the_journal(
+    prompts_file: Path, status_dir: Path, tmp_path: Path, spawn: ProcessFactory
+) -> None:
+    journal = tmp_path / "journal-stream"
+    other = tmp_path / "redirected"
+    with open(journal, "w") as journal_file, open(other, "w") as other_file:
+        st = os.fstat(journal_file.fileno())
+        env = {**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+        in_journal = spawn(PROMPTWATCH, "watch", prompts_file, "--json", stderr=journal_file, env=env)
+        redirected = spawn(PROMPTWATCH, "watch", prompts_file, "--json", stderr=other_file, env=env)
+        record(in_journal)
+        record(redirected)
+        atomic_write(prompts_file, b"{")
+        assert record(in_journal)["ok"] is False
+        assert record(redirected)["ok"] is False
+        wait_until(lambda: "prompts rejected" in journal.read_text() and "prompts rejected" in other.read_text())
+    [line] = [x for x in journal.read_text().splitlines() if "prompts rejected" in x]
+    assert line.startswith("<3>promptwatch: prompts rejected")
+    [line] = [x for x in other.read_text().splitlines() if "prompts rejected" in x]
+    assert not line.startswith("<") and "ERROR" in line
+
+
 # --- status -------------------------------------------------------------------------------------------------
 
 
