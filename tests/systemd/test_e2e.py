@@ -426,8 +426,9 @@ def test_stop_lets_a_call_in_progress_use_its_grace_period_and_exits_cleanly(sta
     environment = stack.show(BOT, "Environment")["Environment"].split()
     grace = float(next(v.split("=", 1)[1] for v in environment if v.startswith("CALL_GRACE_SECONDS=")))
     assert grace + 10 <= timeout
-    # Asterisk comes up (the test double of ARI, on the host's loopback the container shares); the caller stays silent.
-    with AriDouble(port=stack.ari_port, password=ARI_PASSWORD, silence_timeout=10 * timeout) as ari:
+    # Asterisk comes up (the test double of ARI, on the host's loopback the container shares); the caller stays
+    # silent, and each recording ends at the bot's maxDurationSeconds (RECORD_MAX_SECONDS, 15 s), as Asterisk's would.
+    with AriDouble(port=stack.ari_port, password=ARI_PASSWORD, silence_timeout=15) as ari:
         wait_until(lambda: "ARI connected" in stack.show(BOT, "StatusText")["StatusText"], timeout=20, interval=0.1)
         channel = ari.place_call()
         wait_until(lambda: ari.channels[channel].recordings, timeout=20, interval=0.05, message="the bot listens")
