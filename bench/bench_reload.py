@@ -907,12 +907,16 @@ def main(quick: bool) -> None:
         )
 
     print(f"\nIdle CPU over {idle_seconds:.0f} s of no writes (all threads of the process)")
-    print(f"  {'process':<46} {'CPU % of a core':>16} {'wakeups/s':>10}  {'target':<18} {'result':<6} vs seed")
+    print(
+        f"  {'process':<46} {'CPU % of a core':>16} {'wakeups/s':>10} {'CPU/wakeup':>11}"
+        f"  {'target':<22} {'result':<6} vs seed"
+    )
     seed_cpu = idle[-1][1]
     for name, pct, wk in idle:
         is_seed = name.startswith("seed")
         verdict = "" if is_seed else ("PASS" if pct <= IDLE_CPU_TARGET_PCT else "FAIL")
         target = "baseline" if is_seed else f"<= {IDLE_CPU_TARGET_PCT:g} % (near zero)"
         vs = "" if is_seed or seed_cpu <= 0 else f"{pct / seed_cpu:.2f}x"
-        print(f"  {name:<46} {pct:>15.4f}% {wk:>10.1f}  {target:<18} {verdict:<6} {vs}")
+        per_wake = f"{pct / 100 / wk * 1e6:.0f} us" if wk > 0 else "-"
+        print(f"  {name:<46} {pct:>15.4f}% {wk:>10.1f} {per_wake:>11}  {target:<22} {verdict:<6} {vs}")
     print(f"\nload average: start/after event-driven rounds/end: see above / {load_mid} / {load_end}")
