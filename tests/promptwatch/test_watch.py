@@ -257,6 +257,26 @@ def test_inotify_limit_falls_back_to_polling(
     wait_until(lambda: ("poll", True) in hints.calls, timeout=DEADLINE)
 
 
+class WatchLimitObserver(watch_module.PromptsObserver):
+    """A real observer whose watch cannot be added: ``fs.inotify.max_user_watches`` exhausted."""
+
+    def schedule(self, *args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+
+def test_watch_limit_at_schedule_falls_back_and_stops_the_observer(
+    target: Path, watcher: WatcherFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = set(threading.enumerate())
+    w, hints = watcher(target, mode="auto", interval=POLL_INTERVAL, observer_factory=WatchLimitObserver)
+    assert isinstance(w, PollWatcher)
+    assert any("inotify watch limit reached" in r.getMessage() for r in caplog.records)
+    leaked = [t.name for t in set(threading.enumerate()) - before if not t.name.startswith("promptwatch-poll")]
+    assert leaked == []
+    atomic_write(target, make_doc(2))
+    wait_until(lambda: ("poll", True) in hints.calls, timeout=DEADLINE)
+
+
 def test_inotify_limit_when_inotify_is_demanded_raises(target: Path, watcher: WatcherFactory) -> None:
     with pytest.raises(OSError) as exc:
         watcher(target, mode="inotify", observer_factory=_enospc_observer)
