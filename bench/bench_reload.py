@@ -764,19 +764,18 @@ def wakeups(pid: int) -> int:
     return n
 
 
-def measure_idle(seconds: float, workdir: Path) -> list[tuple[str, float, float]]:
+IdleMeasure = Callable[[float], list[tuple[str, float, float]]]
+
+
+def start_idle(stack: contextlib.ExitStack, workdir: Path) -> IdleMeasure:
+    """Start the idle watchers (ours in both modes, the seed's) on a file nobody writes; the
+    returned function measures their CPU over a window.  Started early: a freshly started Python
+    process keeps using CPU at each wakeup for its first tens of seconds."""
     d = workdir / "idle"
     d.mkdir()
     target = d / "prompts.json"
     target.write_bytes(make_document(4 * KIB, "idle"))
     sha = sha256_hex(target.read_bytes())
-    with contextlib.ExitStack() as stack:
-        return _measure_idle(stack, seconds, target, sha, d)
-
-
-def _measure_idle(
-    stack: contextlib.ExitStack, seconds: float, target: Path, sha: str, d: Path
-) -> list[tuple[str, float, float]]:
     ino = Watchers(target, 1, "inotify", d / "status")
     stack.callback(ino.close)
     poll = Watchers(target, 1, "poll", d / "status")
@@ -808,14 +807,17 @@ def _measure_idle(
     reader.join(60.0)
     if not ready or ready[0].strip() != b"ready":
         raise RuntimeError("seed process did not start")
-    # Idle means: past start-up work, and no write for a while (the poller re-checks a file
-    # modified within 2 s of a check, by design).
-    time.sleep(max(2.0, target.stat().st_mtime + 3.0 - time.time()))
-    pids = {
+    return partial(_measure_idle, target, {
         "promptwatch watch, inotify mode": ino.pids[0],
         f"promptwatch watch, poll mode ({INTERVAL * 1000:.0f} ms)": poll.pids[0],
         "seed: process with the mtime poll thread": seed.pid,
-    }
+    })
+
+
+def _measure_idle(target: Path, pids: dict[str, int], seconds: float) -> list[tuple[str, float, float]]:
+    # Idle means: past start-up work, and no write for a while (the poller re-checks a file
+    # modified within 2 s of a check, by design).
+    time.sleep(max(0.0, target.stat().st_mtime + 3.0 - time.time()))
     before = {k: (cpu_ns(p), wakeups(p)) for k, p in pids.items()}
     t0 = time.monotonic()
     time.sleep(seconds)  # the measurement window itself
@@ -861,10 +863,13 @@ def main(quick: bool) -> None:
         for size_name in SIZES:
             gap = (0.1, 0.15) if size_name == "4 KiB" else (0.25, 0.35)
             rows.append(measure_fanout(FANOUT, size_name, fan_rounds[size_name], workdir, gap))
-        # The slow pollers, four at once (HotPrompts poll and the seed, both sizes).
-        poll = measure_poll(poll_rounds, workdir)
+        # The slow pollers, four at once (HotPrompts poll and the seed, both sizes); the idle
+        # watchers are started first, so they are past their start-up when their CPU is measured.
+        with contextlib.ExitStack() as idle_stack:
+            measure_idle = start_idle(idle_stack, workdir)
+            poll = measure_poll(poll_rounds, workdir)
+            idle = measure_idle(idle_seconds)
         rows.extend(poll[k].res for k in ("hot 4 KiB", "seed 4 KiB", "hot 1 MiB", "seed 1 MiB") if k in poll)
-        idle = measure_idle(idle_seconds, workdir)
     load_end = loadavg()
 
     seed = {k.split(" ", 1)[1]: poll[k].res for k in poll if k.startswith("seed")}
