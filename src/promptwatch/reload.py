@@ -52,6 +52,8 @@ class Reloader(ABC):
         self._burst_start = 0.0
         self._hint_at: float | None = None
         self._hint_source = "inotify"
+        self._pending_urgent = False
+        self._settled = True
         self._closed = False
         self._load_lock = threading.Lock()
         self._watcher: Watcher | None = None
@@ -87,6 +89,7 @@ class Reloader(ABC):
         with self._cond:
             if self._closed:
                 return
+            self._pending_urgent = self._pending_urgent or urgent
             if self._due is None:
                 self._burst_start = now
                 self._due = now if urgent else now + self._debounce
@@ -109,16 +112,36 @@ class Reloader(ABC):
                 if self._closed:
                     return
                 source, hint_at = self._hint_source, self._hint_at
+                self._settled = self._pending_urgent
                 self._due = self._hint_at = None
+                self._pending_urgent = False
             try:
                 with self._load_lock:
                     self._load(source, hint_at)
             except Exception:
                 logger.exception("reloading %s failed unexpectedly; keeping the current value", self.path)
 
+    def _recheck_later(self, delay: float) -> None:
+        """From :meth:`_load`: the content looked mid-write; read again, settled, after ``delay``."""
+        now = time.monotonic()
+        with self._cond:
+            if self._closed or self._due is not None:
+                return  # a newer hint is already pending: that load decides
+            self._due = now + delay
+            self._hint_at = now
+            self._pending_urgent = True
+            self._cond.notify()
+
+    @property
+    def settled(self) -> bool:
+        """In :meth:`_load`: False when only plain modify events asked for this load, so the writer
+        may still be writing; a failure then is better checked again than reported."""
+        return self._settled
+
     def reload(self, source: str = "manual") -> bool:
         """Read now (SIGHUP, an API call); True when a new value was published."""
         with self._load_lock:
+            self._settled = True
             return self._load(source, time.monotonic())
 
     @abstractmethod

@@ -30,6 +30,9 @@ __all__ = ["ErrorCallback", "HotPrompts", "ReloadCallback", "Snapshot", "Source"
 
 logger = logging.getLogger("promptwatch")
 
+SETTLE_SECONDS = 0.5
+"""How long a file that only modify events announced may stay invalid before it is reported."""
+
 Source = Literal["startup", "inotify", "poll", "signal", "manual"]
 
 
@@ -148,7 +151,9 @@ class HotPrompts(Reloader):
         if data is None:
             if not self._missing_warned:
                 self._missing_warned = True
+                self.last_error = f"{self.path}: file is missing; running on the last good prompts"
                 logger.warning("prompts file %s is missing; keeping sha=%s", self.path, self._snapshot.short)
+                self._publish_status()
             return False
         self._missing_warned = False
         sha = sha256_hex(data)
@@ -159,6 +164,12 @@ class HotPrompts(Reloader):
         try:
             prompts = parse_document(data, source=str(self.path), limit=self.limit)
         except DocumentError as e:
+            if not self.settled and sha != self._bad_sha:
+                # Only modify events so far: an editor may still be writing.  Look again once it
+                # has had time to close the file; report only what is still broken then.
+                logger.debug("prompts file %s looks mid-write (%s); checking again", self.path, e)
+                self._recheck_later(SETTLE_SECONDS)
+                return False
             self._fail(str(e), sha, source)
             return False
         old = self._snapshot

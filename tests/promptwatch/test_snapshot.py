@@ -326,3 +326,67 @@ def test_reads_are_consistent_while_reloading(prompts_file: Path, hot_prompts: H
         stop.set()
         t.join()
     assert bad == []
+
+
+def wait_idle(hp: HotPrompts) -> None:
+    """Let the start-up re-read (an urgent, settled load) finish before a test writes half a file."""
+    wait_until(lambda: hp._due is None, timeout=DEADLINE)
+    with hp._load_lock:
+        pass
+
+
+def test_a_slow_in_place_save_is_not_reported_as_an_error(
+    prompts_file: Path, hot_prompts: HotPromptsFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An editor that pauses mid-write (longer than the modify debounce) leaves a half file for a
+    while: that is not a broken file until the writer has closed it."""
+    hp = hot_prompts(prompts_file, mode="inotify")
+    errors: list[str] = []
+    hp.on_error(lambda msg, sha, source: errors.append(msg))
+    wait_idle(hp)
+    data = make_doc(7)
+    with open(prompts_file, "r+b") as f:
+        f.truncate(0)
+        f.write(data[:40])
+        f.flush()
+        # Wait until the reloader has seen the half file (and held back), well past the debounce.
+        wait_until(lambda: hp._due is not None and hp._pending_urgent, timeout=DEADLINE)
+        f.write(data[40:])
+    snap = hp.wait_for(lambda s: s.prompts.greeting == greeting_of(7), DEADLINE)
+    assert snap is not None
+    assert errors == [] and rejected(caplog) == [] and hp.last_error is None
+
+
+def test_a_file_left_broken_by_modify_events_alone_is_reported_after_settling(
+    prompts_file: Path, hot_prompts: HotPromptsFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    hp = hot_prompts(prompts_file, mode="inotify")
+    good = hp.current
+    wait_idle(hp)
+    fd = os.open(prompts_file, os.O_WRONLY)  # kept open: no close-after-write ever arrives
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, b'{"greeting": ')
+        wait_until(lambda: rejected(caplog), timeout=DEADLINE)
+    finally:
+        os.close(fd)
+    assert "prompts.json:1:14" in (hp.last_error or "")
+    assert hp.current is good
+    assert len(rejected(caplog)) == 1
+
+
+def test_a_missing_file_is_reported_in_the_status_and_cleared_on_return(
+    prompts_file: Path, status_dir: Path, hot_prompts: HotPromptsFactory, backend: dict[str, Any]
+) -> None:
+    hp = hot_prompts(prompts_file, service="metrotech-bot", status_dir=status_dir, **backend)
+    good = hp.current
+    content = prompts_file.read_bytes()
+    prompts_file.unlink()
+    wait_until(lambda: read_statuses(status_dir)[0].last_error, timeout=DEADLINE)
+    assert "missing" in (hp.last_error or "")
+    [status] = read_statuses(status_dir)
+    assert status.last_error == hp.last_error and status.sha256 == good.sha256
+    atomic_write(prompts_file, content)  # the same content comes back
+    wait_until(lambda: hp.last_error is None, timeout=DEADLINE)
+    assert hp.current is good
+    wait_until(lambda: read_statuses(status_dir)[0].last_error is None, timeout=DEADLINE)
