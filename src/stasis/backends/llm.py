@@ -8,10 +8,8 @@ else the prompts' ``fallback``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,6 +20,7 @@ from promptwatch.schema import Prompts
 
 from ..errors import LlmError
 from ..kb import Passage
+from .openai import OpenAiEndpoint
 
 __all__ = [
     "DEFAULT_FALLBACK",
@@ -112,17 +111,14 @@ class OpenAiLlm(LlmBackend):
         retries: int = 1,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.name = f"llm {self.base_url}"
+        self.endpoint = OpenAiEndpoint(
+            "llm", base_url, error=LlmError, api_key=api_key, timeout=timeout, retries=retries, transport=transport
+        )
+        self.base_url = self.endpoint.base_url
+        self.name = self.endpoint.name
         self.model = model
-        self.timeout = timeout
         self.max_tokens = max_tokens
         self.temperature = temperature
-        self.retries = retries
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout), transport=transport
-        )
 
     async def complete(self, request: LlmRequest) -> LlmAnswer:
         body: dict[str, Any] = {
@@ -132,34 +128,14 @@ class OpenAiLlm(LlmBackend):
             "temperature": self.temperature,
             "stream": False,
         }
-        last = "no attempt"
-        for attempt in range(self.retries + 1):
-            if attempt:
-                logger.warning("%s: %s; retrying once", self.name, last)
-            started = time.monotonic()
-            try:
-                async with asyncio.timeout(self.timeout):
-                    response = await self._client.post("/chat/completions", json=body)
-            except (TimeoutError, httpx.TimeoutException):
-                last = f"timed out after {time.monotonic() - started:.1f}s"
-                continue
-            except httpx.HTTPError as e:
-                last = f"{type(e).__name__}: {e}"
-                continue
-            if response.status_code == 429 or response.status_code >= 500:
-                last = f"HTTP {response.status_code}"
-                continue
-            if response.status_code != 200:
-                raise LlmError(self.name, f"HTTP {response.status_code}: {response.text[:200]}")
-            try:
-                text = response.json()["choices"][0]["message"]["content"]
-            except (ValueError, KeyError, IndexError, TypeError) as e:
-                raise LlmError(self.name, f"unexpected response ({type(e).__name__}: {e})") from e
-            if not isinstance(text, str) or not text.strip():
-                raise LlmError(self.name, "empty answer")
-            return LlmAnswer(text.strip(), "llm")
-        tries = self.retries + 1
-        raise LlmError(self.name, f"{last} ({tries} attempt{'s' if tries > 1 else ''})")
+        response = await self.endpoint.post("/chat/completions", json=body)
+        try:
+            text = response.json()["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError) as e:
+            raise self.endpoint.unexpected(e) from e
+        if not isinstance(text, str) or not text.strip():
+            raise LlmError(self.name, "empty answer")
+        return LlmAnswer(text.strip(), "llm")
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self.endpoint.aclose()

@@ -7,14 +7,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from abc import ABC, abstractmethod
 
-import httpx
-
 from ..errors import SttError
+from .openai import OpenAiEndpoint
 
 __all__ = ["NoStt", "OpenAiStt", "SttBackend"]
 
@@ -58,46 +55,26 @@ class OpenAiStt(SttBackend):
         timeout: float = 8.0,
         retries: int = 1,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.name = f"stt {self.base_url}"
+        self.endpoint = OpenAiEndpoint(
+            "stt", base_url, error=SttError, api_key=api_key, timeout=timeout, retries=retries
+        )
+        self.base_url = self.endpoint.base_url
+        self.name = self.endpoint.name
         self.model = model
         self.language = language
-        self.timeout = timeout
-        self.retries = retries
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout))
 
     async def transcribe(self, wav: bytes) -> str:
         data = {"model": self.model, "response_format": "json"}
         if self.language:
             data["language"] = self.language
-        last = "no attempt"
-        for attempt in range(self.retries + 1):
-            if attempt:
-                logger.warning("%s: %s; retrying once", self.name, last)
-            started = time.monotonic()
-            try:
-                async with asyncio.timeout(self.timeout):
-                    response = await self._client.post(
-                        "/audio/transcriptions", data=data, files={"file": ("utterance.wav", wav, "audio/wav")}
-                    )
-            except (TimeoutError, httpx.TimeoutException):
-                last = f"timed out after {time.monotonic() - started:.1f}s"
-                continue
-            except httpx.HTTPError as e:
-                last = f"{type(e).__name__}: {e}"
-                continue
-            if response.status_code == 429 or response.status_code >= 500:
-                last = f"HTTP {response.status_code}"
-                continue
-            if response.status_code != 200:
-                raise SttError(self.name, f"HTTP {response.status_code}: {response.text[:200]}")
-            try:
-                text = response.json()["text"]
-            except (ValueError, KeyError, TypeError) as e:
-                raise SttError(self.name, f"unexpected response ({type(e).__name__}: {e})") from e
-            return str(text).strip()
-        raise SttError(self.name, f"{last} ({self.retries + 1} attempts)")
+        response = await self.endpoint.post(
+            "/audio/transcriptions", data=data, files={"file": ("utterance.wav", wav, "audio/wav")}
+        )
+        try:
+            text = response.json()["text"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise self.endpoint.unexpected(e) from e
+        return str(text).strip()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self.endpoint.aclose()

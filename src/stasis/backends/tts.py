@@ -22,10 +22,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from ..audio import convert_wav, extension_for, run_process, wav_info
 from ..errors import TtsError
+from .openai import OpenAiEndpoint
 
 __all__ = ["EspeakTts", "OpenAiTts", "Sound", "SpeechCache", "TtsBackend"]
 
@@ -109,14 +108,13 @@ class OpenAiTts(TtsBackend):
         timeout: float = 10.0,
         retries: int = 1,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.name = f"tts {self.base_url}"
+        self.endpoint = OpenAiEndpoint(
+            "tts", base_url, error=TtsError, api_key=api_key, timeout=timeout, retries=retries
+        )
+        self.base_url = self.endpoint.base_url
+        self.name = self.endpoint.name
         self.model = model
         self.voice = voice
-        self.timeout = timeout
-        self.retries = retries
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout))
 
     @property
     def cache_key(self) -> str:
@@ -124,30 +122,11 @@ class OpenAiTts(TtsBackend):
 
     async def synthesize(self, text: str) -> bytes:
         body = {"model": self.model, "voice": self.voice, "input": text, "response_format": "wav"}
-        last = "no attempt"
-        for attempt in range(self.retries + 1):
-            if attempt:
-                logger.warning("%s: %s; retrying once", self.name, last)
-            started = time.monotonic()
-            try:
-                async with asyncio.timeout(self.timeout):
-                    response = await self._client.post("/audio/speech", json=body)
-            except (TimeoutError, httpx.TimeoutException):
-                last = f"timed out after {time.monotonic() - started:.1f}s"
-                continue
-            except httpx.HTTPError as e:
-                last = f"{type(e).__name__}: {e}"
-                continue
-            if response.status_code == 429 or response.status_code >= 500:
-                last = f"HTTP {response.status_code}"
-                continue
-            if response.status_code != 200:
-                raise TtsError(self.name, f"HTTP {response.status_code}: {response.text[:200]}")
-            return response.content
-        raise TtsError(self.name, f"{last} ({self.retries + 1} attempts)")
+        response = await self.endpoint.post("/audio/speech", json=body)
+        return response.content
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self.endpoint.aclose()
 
 
 class SpeechCache:
