@@ -69,8 +69,15 @@ def cmd_write(args: argparse.Namespace) -> int:
     return 0
 
 
-def _line(ok: bool, snap: Snapshot, mode: str, *, error: str | None = None, rejected: str | None = None,
-          source: str | None = None) -> dict[str, Any]:
+def _line(
+    ok: bool,
+    snap: Snapshot,
+    mode: str,
+    *,
+    error: str | None = None,
+    rejected: str | None = None,
+    source: str | None = None,
+) -> dict[str, Any]:
     return {
         "ok": ok,
         "sha256": snap.sha256,
@@ -177,9 +184,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         out = {
             "path": str(path),
             "sha256": disk_sha,
-            "consumers": [
-                {**orjson.loads(c.to_json()), "in_sync": c.sha256 == disk_sha} for c in consumers
-            ],
+            "consumers": [{**orjson.loads(c.to_json()), "in_sync": c.sha256 == disk_sha} for c in consumers],
         }
         sys.stdout.write(orjson.dumps(out).decode() + "\n")
     else:

@@ -1,11 +1,11 @@
 """Hot prompts: an immutable snapshot, published with one reference assignment, last known good.
 
-    prompts = HotPrompts("/etc/metrotech/prompts.json", service="metrotech-bot")
-    snap = prompts.current          # lock-free; pin it for a whole call
-    snap.prompts.greeting, snap.sha256, snap.source
-    prompts.on_reload(lambda old, new: ...)
-    prompts.reload("signal")        # SIGHUP
-    prompts.close()
+prompts = HotPrompts("/etc/metrotech/prompts.json", service="metrotech-bot")
+snap = prompts.current          # lock-free; pin it for a whole call
+snap.prompts.greeting, snap.sha256, snap.source
+prompts.on_reload(lambda old, new: ...)
+prompts.reload("signal")        # SIGHUP
+prompts.close()
 """
 
 from __future__ import annotations
