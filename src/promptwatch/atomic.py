@@ -12,8 +12,8 @@ import contextlib
 import errno
 import fcntl
 import os
+import secrets
 import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,7 +35,8 @@ def file_lock(target: Path) -> Iterator[None]:
     """Hold the exclusive advisory (``flock``) lock of ``target`` for the duration of the block."""
     path = lock_path(target)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # Read-only is enough for flock, and closing it is no close-after-write event for watchers.
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as e:
         if e.errno == errno.ENOENT and not target.parent.is_dir():
             raise WriteError(str(target), f"directory {target.parent} does not exist") from e
@@ -73,23 +74,36 @@ def _remove_stale_temps(directory: Path, name: str) -> None:
                     os.unlink(entry.path)
 
 
+def _create_temp(directory: Path, name: str, mode: int) -> tuple[int, str]:
+    """An exclusive new temp file ``.pw-tmp-NAME.XXXXXXXX`` in ``directory``, created with ``mode``."""
+    for _ in range(100):
+        path = os.path.join(directory, f"{TEMP_PREFIX}{name}.{secrets.token_hex(4)}")
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(directory))
+
+
 def _write_replace(target: Path, data: bytes, *, durable: bool) -> None:
     directory = target.parent
     try:
         st: os.stat_result | None = os.stat(target)
     except FileNotFoundError:
         st = None
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{target.name}.", dir=directory)
+    # Created with the final mode (umask applies to a new file), so that usually no fchmod/fchown
+    # follows: every metadata change would be one more inotify event for every watcher.
+    mode = stat.S_IMODE(st.st_mode) if st is not None else 0o666
+    fd, tmp = _create_temp(directory, target.name, mode)
     try:
         try:
             if st is not None:
-                os.fchmod(fd, stat.S_IMODE(st.st_mode))
-                with contextlib.suppress(PermissionError):
-                    os.fchown(fd, st.st_uid, st.st_gid)
-            else:
-                umask = os.umask(0)
-                os.umask(umask)
-                os.fchmod(fd, 0o666 & ~umask)
+                made = os.fstat(fd)
+                if stat.S_IMODE(made.st_mode) != mode:
+                    os.fchmod(fd, mode)
+                if (made.st_uid, made.st_gid) != (st.st_uid, st.st_gid):
+                    with contextlib.suppress(PermissionError):
+                        os.fchown(fd, st.st_uid, st.st_gid)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
