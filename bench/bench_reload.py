@@ -608,8 +608,11 @@ class Watchers:
             for _ in range(count):
                 self.procs.append(
                     subprocess.Popen(
-                        _watch_cmd(target, mode), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                        stderr=subprocess.DEVNULL, env=env,
+                        _watch_cmd(target, mode),
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.DEVNULL,
+                        env=env,
                     )
                 )
         except BaseException:
@@ -663,7 +666,7 @@ def measure_fanout(count: int, size_name: str, rounds: int, workdir: Path, gap: 
     size = SIZES[size_name]
     first = make_document(size, "start")
     target.write_bytes(first)
-    name = (f"fan-out: last of {count} watch processes" if count > 1 else "promptwatch watch subprocess (1)")
+    name = f"fan-out: last of {count} watch processes" if count > 1 else "promptwatch watch subprocess (1)"
     res = Result(name, size_name)
     spread: list[float] = []
     w = Watchers(target, count, "inotify", d / "status")
@@ -782,9 +785,17 @@ def start_idle(stack: contextlib.ExitStack, workdir: Path) -> IdleMeasure:
     stack.callback(poll.close)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     seed = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from bench.bench_reload import seed_process; seed_process(sys.argv[1])",
-         str(target)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=REPO,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from bench.bench_reload import seed_process; seed_process(sys.argv[1])",
+            str(target),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=REPO,
     )
 
     def stop_seed() -> None:
@@ -807,11 +818,15 @@ def start_idle(stack: contextlib.ExitStack, workdir: Path) -> IdleMeasure:
     reader.join(60.0)
     if not ready or ready[0].strip() != b"ready":
         raise RuntimeError("seed process did not start")
-    return partial(_measure_idle, target, {
-        "promptwatch watch, inotify mode": ino.pids[0],
-        f"promptwatch watch, poll mode ({INTERVAL * 1000:.0f} ms)": poll.pids[0],
-        "seed: process with the mtime poll thread": seed.pid,
-    })
+    return partial(
+        _measure_idle,
+        target,
+        {
+            "promptwatch watch, inotify mode": ino.pids[0],
+            f"promptwatch watch, poll mode ({INTERVAL * 1000:.0f} ms)": poll.pids[0],
+            "seed: process with the mtime poll thread": seed.pid,
+        },
+    )
 
 
 def _measure_idle(target: Path, pids: dict[str, int], seconds: float) -> list[tuple[str, float, float]]:
@@ -824,8 +839,7 @@ def _measure_idle(target: Path, pids: dict[str, int], seconds: float) -> list[tu
     elapsed = time.monotonic() - t0
     after = {k: (cpu_ns(p), wakeups(p)) for k, p in pids.items()}
     return [
-        (k, (after[k][0] - before[k][0]) / 1e9 / elapsed * 100, (after[k][1] - before[k][1]) / elapsed)
-        for k in pids
+        (k, (after[k][0] - before[k][0]) / 1e9 / elapsed * 100, (after[k][1] - before[k][1]) / elapsed) for k in pids
     ]
 
 
