@@ -74,8 +74,9 @@ def _line_col(data: bytes, pos: int) -> tuple[int, int]:
     return line, col
 
 
-def _syntax_error(data: bytes, source: str) -> DocumentSyntaxError:
-    """Locate a JSON syntax error.  orjson does not report positions, so ask the stdlib parser."""
+def _syntax_error(data: bytes, source: str, strict: orjson.JSONDecodeError) -> DocumentSyntaxError:
+    """Describe a JSON syntax error.  The stdlib parser's messages read better than orjson's; where
+    only orjson rejects the document (NaN, Infinity, lone surrogates), use orjson's own position."""
     import json
 
     try:
@@ -89,8 +90,7 @@ def _syntax_error(data: bytes, source: str) -> DocumentSyntaxError:
         return DocumentSyntaxError(e.msg, source=source, line=e.lineno, col=e.colno)
     except RecursionError:
         return DocumentSyntaxError("nested too deeply", source=source, line=1, col=1)
-    # orjson is stricter than json (e.g. NaN, lone surrogates, excessive nesting).
-    return DocumentSyntaxError("invalid JSON", source=source, line=1, col=1)
+    return DocumentSyntaxError(strict.msg, source=source, line=strict.lineno, col=strict.colno)
 
 
 def parse_document(data: bytes, *, source: str = "<document>", limit: int = MAX_DOCUMENT_BYTES) -> Prompts:
@@ -99,8 +99,8 @@ def parse_document(data: bytes, *, source: str = "<document>", limit: int = MAX_
         raise DocumentTooLargeError(len(data), limit, source=source)
     try:
         raw = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise _syntax_error(data, source) from None
+    except orjson.JSONDecodeError as e:
+        raise _syntax_error(data, source, e) from None
     if not isinstance(raw, dict):
         raise DocumentSchemaError([FieldError("$", f"must be a JSON object, not {type(raw).__name__}")], source=source)
     try:

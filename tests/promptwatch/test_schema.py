@@ -106,6 +106,10 @@ def test_the_root_must_be_an_object(root: bytes) -> None:
         ('{\n "greeting": "Привет",\n oops}'.encode(), 3, 2),
         (b"", 1, 1),
         (b'{"greeting": "\xff"}', 1, 15),
+        # Only orjson rejects these (the stdlib parser accepts them): its own position is used.
+        (b'{\n "fillers": NaN}', 2, 13),
+        ('{\n "й": "ё", "a": -Infinity}'.encode(), 2, 18),
+        (b'{"greeting": "\\ud800"}', 1, 15),
     ],
 )
 def test_syntax_errors_name_line_and_column(data: bytes, line: int, col: int) -> None:
