@@ -4,7 +4,8 @@ Built to ``asterisk-22-call-transcript.jsonl`` and its README:
 
 - events race ahead of REST answers: ChannelStateChange before the answer's 204, PlaybackStarted
   before the play's 201, ChannelHangupRequest before the hangup's 204;
-- channels arrive unanswered (``Ring``) unless placed ``Up``;
+- channels arrive unanswered (``Ring``) unless placed ``Up``, by :meth:`AriDouble.place_call` or by
+  ``POST /ari/channels`` (a Local channel into the dialplan: StasisStart of its ``;2`` leg before the 200);
 - a sound that does not exist (or a ``.wav`` that is not 8 kHz mono 16-bit, a ``.wav16`` that is
   not 16 kHz) plays as PlaybackStarted + PlaybackFinished ``failed``, after a 201;
 - ``tone:…`` plays until ``DELETE /ari/playbacks/{id}``;
@@ -25,6 +26,7 @@ import base64
 import contextlib
 import itertools
 import os
+import re
 import time
 import wave
 from collections import deque
@@ -360,6 +362,8 @@ class AriDouble:
         not_found = JSONResponse({"message": "Channel not found"}, 404)
         if parts == ["asterisk", "info"] and method == "GET":
             return JSONResponse({"system": {"version": "22.10.1", "entity_id": ASTERISK_ID}})
+        if parts == ["channels"] and method == "POST":
+            return await self._originate(query)
         if parts[0] == "channels" and len(parts) >= 2 and parts[1] in self.broken:
             return JSONResponse({"message": "Internal Server Error"}, 500)
         if parts[0] == "channels" and len(parts) >= 2:
@@ -405,6 +409,27 @@ class AriDouble:
                 del self.stored[name]
                 return Response(status_code=204)
         return JSONResponse({"message": "Not found"}, 404)
+
+    async def _originate(self, query: dict[str, str]) -> Response:
+        """``POST /ari/channels``: a Local channel into the dialplan. The ``;2`` leg runs ``Stasis()``
+        unanswered (StasisStart, before the 200); the 200 describes the ``;1`` leg, ``Down``. Only this,
+        as recorded, is modelled: no other endpoint technology, no ``app=``."""
+        endpoint = query.get("endpoint", "")
+        if not endpoint:
+            return JSONResponse({"message": "Endpoint must be specified"}, 400)
+        if not endpoint.startswith("Local/") or "@" not in endpoint or "app" in query:
+            return JSONResponse({"message": "the double originates Local/exten@context only"}, 400)
+        match = re.fullmatch(r'\s*"?([^"<]*?)"?\s*<([^>]*)>\s*', query.get("callerId", ""))
+        name, number = match.groups() if match else ("", query.get("callerId", ""))
+        n = next(self._ids)
+        far = FakeChannel(f"{self._epoch}.{n}", f"{endpoint}-{n:08x};1", "Down", number, name)
+        exten, _, context = endpoint[len("Local/") :].partition("@")
+        body = {**far.json(), "dialplan": {"context": context, "exten": exten, "priority": 1}}
+        body["dialplan"].update(app_name="AppDial2", app_data="(Outgoing Line)")
+        near = FakeChannel(f"{self._epoch}.{next(self._ids)}", f"{endpoint}-{n:08x};2", "Ring", number, name)
+        self.channels[near.id] = near
+        await self._emit("StasisStart", args=[], channel=near.json())  # before the 200, as in the transcript
+        return JSONResponse(body)
 
     def _media_duration(self, media: str) -> float | None:
         """Seconds of audio, ``inf`` for a tone, None when Asterisk could not play it."""
