@@ -152,7 +152,12 @@ class Watcher(ABC):
 
     def start(self) -> None:
         self._start()
-        self._thread = threading.Thread(target=self._poll_loop, name=f"promptwatch-{self.mode}", daemon=True)
+        # The baseline is taken before start() returns: a change made any time after that differs
+        # from it, however late the thread gets to run.
+        baseline = self._stat_signature()
+        self._thread = threading.Thread(
+            target=self._poll_loop, args=(baseline, time.time()), name=f"promptwatch-{self.mode}", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -182,9 +187,7 @@ class Watcher(ABC):
             return tuple(entries)
         return (_signature(self.target),)
 
-    def _poll_loop(self) -> None:
-        last = self._stat_signature()
-        last_check = time.time()
+    def _poll_loop(self, last: tuple[Signature, ...], last_check: float) -> None:
         while True:
             self._wake.wait(self._poll_interval())
             self._wake.clear()

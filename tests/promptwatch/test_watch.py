@@ -28,7 +28,7 @@ from promptwatch.watch import (
 from tests.util import wait_until
 
 from .conftest import HotPromptsFactory, WatcherFactory
-from .helpers import POLL_INTERVAL, greeting_of, make_doc
+from .helpers import POLL_INTERVAL, Hints, greeting_of, make_doc
 
 DEADLINE = 10.0
 
@@ -452,3 +452,29 @@ def test_poll_watcher_reports_each_change(target: Path) -> None:
         atomic_write(target, make_doc(2))
         wait_until(lambda: hints, timeout=DEADLINE)
     assert set(hints) == {("poll", True)}
+
+
+@pytest.mark.parametrize("change", ["delete", "rewrite"])
+def test_a_change_right_after_start_is_seen_however_late_the_check_thread_runs(
+    target: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """The stat baseline is taken in start(), not when the thread first runs: a file deleted (or
+    rewritten) between the two would otherwise look unchanged to every later check."""
+    hints = Hints()
+    watcher = PollWatcher(target, hints, interval=POLL_INTERVAL)
+    held: list[threading.Thread] = []
+    real_start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda thread: held.append(thread))
+    watcher.start()  # the check thread is created but does not run yet
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+    try:
+        if change == "delete":
+            target.unlink()
+        else:
+            atomic_write(target, make_doc(2) + b" " * 64)
+        for thread in held:
+            thread.start()
+        wait_until(lambda: len(hints) > 0, timeout=DEADLINE)
+    finally:
+        watcher.stop()
+    assert hints.calls[0] == ("poll", True)
