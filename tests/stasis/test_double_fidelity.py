@@ -48,9 +48,12 @@ FREE_VALUES = {"timestamp", "creationtime", "language", "app_data", "cause"}
 UNRECORDED_AFTER_STASIS_END = {"ChannelDestroyed"}
 
 
+needs_transcript = pytest.mark.skipif(
+    not TRANSCRIPT.is_file(), reason=f"the recording of a real Asterisk 22 call: transcript not found at {TRANSCRIPT}"
+)
+
+
 def load_transcript() -> list[dict[str, Any]]:
-    if not TRANSCRIPT.is_file():
-        pytest.skip(f"the recording of a real Asterisk 22 call: transcript not found at {TRANSCRIPT}")
     return [orjson.loads(line) for line in TRANSCRIPT.read_bytes().splitlines() if line.strip()]
 
 
@@ -223,6 +226,7 @@ def ahead_of_answers(transcript: list[dict[str, Any]]) -> dict[int, list[int]]:
     return ahead
 
 
+@needs_transcript
 def test_the_recorded_call_replays_the_same_against_the_double(
     transcript: list[dict[str, Any]], ari: AriDouble, events: EventSocket, rest: httpx.Client
 ) -> None:
@@ -305,6 +309,7 @@ def test_the_recorded_call_replays_the_same_against_the_double(
     assert missing == ["playing", "failed"]
 
 
+@needs_transcript
 def test_requests_on_a_gone_channel_answer_404(
     transcript: list[dict[str, Any]], ari: AriDouble, events: EventSocket, rest: httpx.Client
 ) -> None:
