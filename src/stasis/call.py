@@ -108,8 +108,7 @@ class CallFlow:
         if said.error:
             self._log("tts failed, spoke the fallback: %s", said.error, level=logging.WARNING)
 
-    async def run(self) -> str:
-        """The whole call; never raises except on cancellation (shutdown), which it ends politely."""
+    def _log_start(self) -> None:
         if self.calllog is not None:
             self.calllog.start_call(
                 self.call_id,
@@ -118,6 +117,10 @@ class CallFlow:
                 started_at=self.started_at,
                 prompts_sha256=self.snapshot.sha256,
             )
+
+    async def run(self) -> str:
+        """The whole call; never raises except on cancellation (shutdown), which it ends politely."""
+        self._log_start()
         self._log("start caller=%s name=%r prompts=%s", self.line.caller_number, self.line.caller_name,
                   self.snapshot.short)  # fmt: skip
         reason = "error"
@@ -265,14 +268,7 @@ class CallFlow:
 
     async def run_busy(self) -> str:
         """Over ``MAX_CALLS``: a short busy phrase and hang up."""
-        if self.calllog is not None:
-            self.calllog.start_call(
-                self.call_id,
-                caller_number=self.line.caller_number,
-                caller_name=self.line.caller_name,
-                started_at=self.started_at,
-                prompts_sha256=self.snapshot.sha256,
-            )
+        self._log_start()
         self._log("busy: MAX_CALLS reached caller=%s", self.line.caller_number, level=logging.WARNING)
         try:
             await self.line.answer()

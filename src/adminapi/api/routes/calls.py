@@ -12,7 +12,7 @@ from stasis.calllog import CallDetail, CallSummary
 
 from ..deps import CallLogDep, OperatorDep
 from ..problems import AUTH_RESPONSES, ApiError, responses
-from ..schemas import CallDetailOut, CallList, CallOut, TurnOut
+from ..schemas import CallDetailOut, CallList, CallOut
 
 __all__ = ["router"]
 
@@ -30,22 +30,11 @@ def _epoch(value: datetime | date | None, *, end: bool = False) -> float | None:
 
 
 def _summary(c: CallSummary) -> CallOut:
-    return CallOut(
-        id=c.id,
-        caller_number=c.caller_number,
-        caller_name=c.caller_name,
-        started_at=c.started_at,
-        answered_at=c.answered_at,
-        ended_at=c.ended_at,
-        end_reason=c.end_reason,
-        prompts_sha256=c.prompts_sha256,
-        turn_count=c.turn_count,
-        duration=c.duration,
-    )
+    return CallOut.model_validate(c, from_attributes=True)
 
 
 def _detail(c: CallDetail) -> CallDetailOut:
-    return CallDetailOut(**_summary(c).model_dump(), turns=[TurnOut(**t.__dict__) for t in c.turns])
+    return CallDetailOut.model_validate(c, from_attributes=True)
 
 
 @router.get("", summary="Calls, newest first", response_model=CallList)
