@@ -6,7 +6,9 @@ raises a new request and is read again: whatever the timing, the last write is a
 Urgent hints (a rename into place, a close-after-write) are served at once; plain modify events
 are coalesced for ``debounce`` seconds (never longer than ``max_delay`` in a continuous burst).
 
-Subclasses implement one hook, :meth:`Reloader._load`, which reads, validates and publishes.
+Subclasses implement one hook, :meth:`Reloader._load`, which reads and validates, then hands the
+complete new snapshot to :meth:`Reloader._publish` (one reference assignment) and, once it has said
+so in the log, to :meth:`Reloader._notify_reload` for the ``on_reload`` callbacks.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from .watch import Watcher, WatchMode, start_watcher
 
@@ -23,9 +27,16 @@ __all__ = ["Reloader"]
 
 logger = logging.getLogger("promptwatch.reload")
 
+S = TypeVar("S")
 
-class Reloader(ABC):
-    """Watches ``path`` (a file, or a directory with ``whole_directory``) and calls :meth:`_load`."""
+
+class Reloader(ABC, Generic[S]):
+    """Watches ``path`` (a file, or a directory with ``whole_directory``) and calls :meth:`_load`.
+
+    Holds the current immutable snapshot of type ``S`` (set ``_snapshot`` before watching starts).
+    """
+
+    _snapshot: S
 
     def __init__(
         self,
@@ -58,6 +69,39 @@ class Reloader(ABC):
         self._load_lock = threading.Lock()
         self._watcher: Watcher | None = None
         self._worker: threading.Thread | None = None
+        self._callbacks: list[Callable[[S, S], None]] = []
+        self._published = threading.Condition()
+
+    @property
+    def current(self) -> S:
+        """The current snapshot.  Lock-free; keep the object to pin one version."""
+        return self._snapshot
+
+    def on_reload(self, callback: Callable[[S, S], None]) -> Callable[[S, S], None]:
+        """Call ``callback(old, new)`` (in the reload thread) after each new snapshot is published."""
+        self._callbacks.append(callback)
+        return callback
+
+    def wait_for(self, predicate: Callable[[S], bool], timeout: float) -> S | None:
+        """Block until the current snapshot satisfies ``predicate`` or ``timeout`` seconds pass."""
+        with self._published:
+            if self._published.wait_for(lambda: predicate(self._snapshot), timeout):
+                return self._snapshot
+        return None
+
+    def _publish(self, new: S) -> S:
+        """Make ``new`` the current snapshot (one reference assignment); return the previous one."""
+        with self._published:
+            old, self._snapshot = self._snapshot, new
+            self._published.notify_all()
+        return old
+
+    def _notify_reload(self, old: S, new: S) -> None:
+        for callback in list(self._callbacks):
+            try:
+                callback(old, new)
+            except Exception:
+                logger.exception("on_reload callback %r of %s failed", callback, self.path)
 
     @property
     def mode(self) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,7 +57,7 @@ ErrorCallback = Callable[[str, str | None, str], None]
 """``on_error(message, rejected_sha256 or None, source)``"""
 
 
-class HotPrompts(Reloader):
+class HotPrompts(Reloader[Snapshot]):
     """Keeps the current :class:`Snapshot` of a prompts file, reloading it on every change."""
 
     def __init__(
@@ -87,9 +86,9 @@ class HotPrompts(Reloader):
         self.last_error: str | None = None
         self._bad_sha: str | None = None
         self._missing_warned = False
-        self._callbacks: list[ReloadCallback] = [on_reload] if on_reload else []
+        if on_reload is not None:
+            self._callbacks.append(on_reload)
         self._error_callbacks: list[ErrorCallback] = []
-        self._published = threading.Condition()
         self._started_at = time.time()
         self._proc_start = process_start_ticks(os.getpid())
         try:
@@ -111,27 +110,10 @@ class HotPrompts(Reloader):
             raise StartupError(f"cannot watch {self.path.parent}: {e}") from e
         self._publish_status()
 
-    @property
-    def current(self) -> Snapshot:
-        """The current snapshot.  Lock-free; keep the object to pin one version."""
-        return self._snapshot
-
-    def on_reload(self, callback: ReloadCallback) -> ReloadCallback:
-        """Call ``callback(old, new)`` (in the reload thread) after each new snapshot is published."""
-        self._callbacks.append(callback)
-        return callback
-
     def on_error(self, callback: ErrorCallback) -> ErrorCallback:
         """Call ``callback(message, sha, source)`` when a changed file is rejected (once per content)."""
         self._error_callbacks.append(callback)
         return callback
-
-    def wait_for(self, predicate: Callable[[Snapshot], bool], timeout: float) -> Snapshot | None:
-        """Block until the current snapshot satisfies ``predicate`` or ``timeout`` seconds pass."""
-        with self._published:
-            if self._published.wait_for(lambda: predicate(self._snapshot), timeout):
-                return self._snapshot
-        return None
 
     def _read(self) -> tuple[bytes | None, float]:
         try:
@@ -172,12 +154,9 @@ class HotPrompts(Reloader):
                 return False
             self._fail(str(e), sha, source)
             return False
-        old = self._snapshot
         new = Snapshot(prompts, sha, len(data), mtime, time.time(), source, self.path)
         self.last_error = self._bad_sha = None  # before publishing: whoever sees the new snapshot sees no error
-        with self._published:
-            self._snapshot = new  # the one reference assignment that publishes
-            self._published.notify_all()
+        old = self._publish(new)
         latency_ms = (time.monotonic() - hint_at) * 1000 if hint_at is not None else 0.0
         logger.info(
             "prompts reloaded sha=%s source=%s bytes=%d latency_ms=%.1f previous=%s",
@@ -188,11 +167,7 @@ class HotPrompts(Reloader):
             old.short,
         )
         self._publish_status()
-        for callback in list(self._callbacks):
-            try:
-                callback(old, new)
-            except Exception:
-                logger.exception("on_reload callback %r failed", callback)
+        self._notify_reload(old, new)
         return True
 
     def _fail(self, message: str, sha: str | None, source: str) -> None:

@@ -18,7 +18,6 @@ import hashlib
 import logging
 import os
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -221,7 +220,7 @@ def split_passages(doc: KbDocument) -> Iterator[tuple[str, str]]:
 ReloadCallback = Callable[[KbSnapshot, KbSnapshot], None]
 
 
-class KnowledgeBase(Reloader):
+class KnowledgeBase(Reloader[KbSnapshot]):
     """Keeps the current :class:`KbSnapshot` of ``directory``, reloading it on every change."""
 
     def __init__(
@@ -237,9 +236,7 @@ class KnowledgeBase(Reloader):
             directory.mkdir(parents=True, exist_ok=True)  # so that it can be watched before the first upload
         super().__init__(directory, hot_reload=hot_reload, mode=mode, interval=interval, whole_directory=True)
         self.last_error: str | None = None
-        self._callbacks: list[ReloadCallback] = []
         self._skipped: set[tuple[str, str]] = set()
-        self._published = threading.Condition()
         self._snapshot = KbSnapshot.build(self._read_documents())
         logger.info(
             "knowledge base loaded sha=%s documents=%d passages=%d dir=%s",
@@ -254,26 +251,9 @@ class KnowledgeBase(Reloader):
     def directory(self) -> Path:
         return self.path
 
-    @property
-    def current(self) -> KbSnapshot:
-        """The current snapshot (lock-free)."""
-        return self._snapshot
-
     def search(self, query: str, k: int = 3) -> list[Passage]:
         """The best ``k`` passages of the current snapshot for ``query``."""
         return self._snapshot.search(query, k)
-
-    def on_reload(self, callback: ReloadCallback) -> ReloadCallback:
-        """Call ``callback(old, new)`` (in the reload thread) after each new snapshot is published."""
-        self._callbacks.append(callback)
-        return callback
-
-    def wait_for(self, predicate: Callable[[KbSnapshot], bool], timeout: float) -> KbSnapshot | None:
-        """Block until the current snapshot satisfies ``predicate`` or ``timeout`` seconds pass."""
-        with self._published:
-            if self._published.wait_for(lambda: predicate(self._snapshot), timeout):
-                return self._snapshot
-        return None
 
     def _read_documents(self) -> tuple[KbDocument, ...]:
         docs: list[KbDocument] = []
@@ -315,13 +295,10 @@ class KnowledgeBase(Reloader):
 
     def _load(self, source: str, hint_at: float | None) -> bool:
         documents = self._read_documents()
-        old = self._snapshot
-        if KbSnapshot.digest(documents) == old.sha256:
+        if KbSnapshot.digest(documents) == self._snapshot.sha256:
             return False
         new = KbSnapshot.build(documents)
-        with self._published:
-            self._snapshot = new
-            self._published.notify_all()
+        old = self._publish(new)
         logger.info(
             "knowledge base reloaded sha=%s source=%s documents=%d passages=%d previous=%s",
             new.sha256[:8],
@@ -330,11 +307,7 @@ class KnowledgeBase(Reloader):
             len(new.passages),
             old.sha256[:8],
         )
-        for callback in list(self._callbacks):
-            try:
-                callback(old, new)
-            except Exception:
-                logger.exception("knowledge base on_reload callback %r failed", callback)
+        self._notify_reload(old, new)
         return True
 
     def __enter__(self) -> KnowledgeBase:
