@@ -12,15 +12,10 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from promptwatch import PromptsSettings
+from promptwatch.history import history_file
+from promptwatch.settings import default_state_dir
 
 __all__ = ["AdminSettings", "default_state_dir"]
-
-
-def default_state_dir() -> Path:
-    """``$STATE_DIRECTORY`` under systemd (``StateDirectory=``), else ``var/`` in the working directory."""
-    if env := os.environ.get("STATE_DIRECTORY"):
-        return Path(env.split(":")[0])
-    return Path("var")
 
 
 class AdminSettings(PromptsSettings):
@@ -54,7 +49,7 @@ class AdminSettings(PromptsSettings):
 
     @property
     def history_path(self) -> Path:
-        return self.state_dir / "history.sqlite3"
+        return history_file(self.state_dir)
 
     @property
     def prompts_file(self) -> Path:

@@ -8,10 +8,14 @@ from .errors import (
     DocumentSyntaxError,
     DocumentTooLargeError,
     FieldError,
+    LabelError,
     PromptwatchError,
     StartupError,
     WriteError,
 )
+from .labels import PRODUCTION, check_label, document_name, label_path, list_labels
+from .labelset import LabelSet
+from .promote import promote
 from .reload import Reloader
 from .schema import MAX_DOCUMENT_BYTES, Prompts, parse_document, sha256_hex
 from .settings import PromptsSettings
@@ -21,6 +25,7 @@ from .watch import WatchMode, start_watcher
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",
+    "PRODUCTION",
     "ConflictError",
     "ConsumerStatus",
     "DocumentError",
@@ -29,6 +34,8 @@ __all__ = [
     "DocumentTooLargeError",
     "FieldError",
     "HotPrompts",
+    "LabelError",
+    "LabelSet",
     "Prompts",
     "PromptsSettings",
     "PromptwatchError",
@@ -38,8 +45,13 @@ __all__ = [
     "WatchMode",
     "WriteError",
     "atomic_write",
+    "check_label",
+    "document_name",
     "file_lock",
+    "label_path",
+    "list_labels",
     "parse_document",
+    "promote",
     "read_statuses",
     "sha256_hex",
     "start_watcher",

@@ -14,7 +14,7 @@ import fcntl
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import ConflictError, WriteError
@@ -120,13 +120,22 @@ def _write_replace(target: Path, data: bytes, *, durable: bool) -> None:
         _fsync_dir(directory)
 
 
-def atomic_write(target: Path | str, data: bytes, *, if_match: str | None = None, durable: bool = True) -> str:
+def atomic_write(
+    target: Path | str,
+    data: bytes,
+    *,
+    if_match: str | None = None,
+    durable: bool = True,
+    on_written: Callable[[], None] | None = None,
+) -> str:
     """Replace ``target`` with ``data`` atomically; return the sha256 of what was written.
 
     Writers of the same file are serialised by :func:`file_lock`.  With ``if_match`` (the sha256
     of the content the caller read, or ``""`` for "the file must not exist yet"), the write only
     happens when the file still has that content; otherwise :class:`ConflictError`, nothing written.
     A symlinked target is written through: the file it resolves to is replaced.
+    ``on_written()`` runs once the new content is in place, still under the lock (to record it
+    before another writer, or a reader taking the lock, can see the file).
     """
     target = Path(target)
     if target.is_symlink():
@@ -140,6 +149,8 @@ def atomic_write(target: Path | str, data: bytes, *, if_match: str | None = None
                 if current_sha != if_match:
                     raise ConflictError(str(target), expected=if_match, current=current_sha or None)
             _write_replace(target, data, durable=durable)
+            if on_written is not None:
+                on_written()
     except OSError as e:
         if e.errno == errno.ENOENT and not target.parent.exists():
             raise WriteError(str(target), f"directory {target.parent} does not exist") from e

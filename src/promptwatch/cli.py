@@ -1,4 +1,4 @@
-"""The ``promptwatch`` command: check, write, watch, status.
+"""The ``promptwatch`` command: check, write, watch, status, labels, promote.
 
 Exit codes: 0 success, 1 invalid document / conflict / startup failure, 2 usage error.
 """
@@ -6,9 +6,11 @@ Exit codes: 0 success, 1 invalid document / conflict / startup failure, 2 usage 
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -21,7 +23,10 @@ from pydantic import ValidationError
 
 from .atomic import read_bytes, write_document
 from .errors import PromptwatchError, StartupError
+from .history import history_file
+from .labels import document_name, list_labels
 from .logs import setup_logging
+from .promote import Promotion, promote, record_promotion
 from .schema import parse_document, sha256_hex
 from .settings import PromptsSettings
 from .snapshot import HotPrompts, Snapshot
@@ -201,6 +206,90 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prompts_path(arg: str | None, settings: PromptsSettings) -> Path:
+    """The production prompts file: the argument, else ``PROMPTS_PATH``; absolute, as consumers report it."""
+    return Path(os.path.abspath(arg or settings.prompts_path))
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def cmd_labels(args: argparse.Namespace) -> int:
+    settings = _settings()
+    path = _prompts_path(args.file, settings)
+    status_dir = Path(args.status_dir) if args.status_dir else settings.prompts_status_dir
+    found = list_labels(path)
+    rows: list[dict[str, Any]] = []
+    for lf in found:
+        consumers = read_statuses(status_dir, path=lf.path)
+        rows.append(
+            {
+                "label": lf.label,
+                "path": str(lf.path),
+                "document": document_name(lf.label),
+                "sha256": lf.sha256,
+                "size": lf.size,
+                "mtime": lf.mtime,
+                "consumers": [
+                    {
+                        "service": c.service,
+                        "pid": c.pid,
+                        "hostname": c.hostname,
+                        "sha256": c.sha256,
+                        "in_sync": c.sha256 == lf.sha256,
+                        "last_error": c.last_error,
+                    }
+                    for c in consumers
+                ],
+            }
+        )
+    if args.json:
+        sys.stdout.write(orjson.dumps({"path": str(path), "labels": rows}).decode() + "\n")
+        return 0
+    if not rows:
+        print(f"{path}: no prompts files")
+        return 0
+    width = max(len(r["label"]) for r in rows)
+    for r in rows:
+        running = ", ".join(
+            f"{c['service']} pid={c['pid']}" + ("" if c["in_sync"] else f" STALE on {(c['sha256'] or '?')[:12]}")
+            for c in r["consumers"]
+        )
+        print(
+            f"{r['label']:<{width}}  sha256={r['sha256'][:12]}  bytes={r['size']}  modified={_iso(r['mtime'])}"
+            f"  consumers: {running or 'none'}"
+        )
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    settings = _settings()
+    path = _prompts_path(args.prompts, settings)
+    try:
+        author = f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER
+        author = f"cli:uid{os.getuid()}"
+    record_failed: list[str] = []
+
+    def record(promotion: Promotion) -> None:
+        try:
+            record_promotion(settings.state_dir, promotion, author=author)
+        except (OSError, sqlite3.Error) as e:  # the write stands; say that the history misses it
+            record_failed.append(f"{history_file(settings.state_dir, promotion.dst)}: {e}")
+
+    try:
+        done = promote(path, args.src, args.dst, if_match=args.if_match, record=record)
+    except PromptwatchError as e:
+        print(e, file=sys.stderr)
+        return 1
+    was = done.previous_sha256[:12] if done.previous_sha256 else "no file"
+    print(f"{args.dst}: promoted from {args.src} sha256={done.sha256} bytes={done.size} (was {was})")
+    for problem in record_failed:
+        _err(f"warning: not recorded in the history: {problem}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="promptwatch", description="Validated atomic prompts with hot reload.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -230,6 +319,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status-dir", help="default PROMPTS_STATUS_DIR")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("labels", help="every label, its sha256, size, modified time and consumers")
+    p.add_argument("file", nargs="?", help="the production prompts file (default PROMPTS_PATH)")
+    p.add_argument("--status-dir", help="default PROMPTS_STATUS_DIR")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_labels)
+
+    p = sub.add_parser("promote", help="write label SRC's exact bytes as label DST")
+    p.add_argument("src", metavar="SRC", help="the label to copy (e.g. staging)")
+    p.add_argument("dst", metavar="DST", help="the label to replace (e.g. production)")
+    p.add_argument("--if-match", metavar="SHA256", help="write only if DST still has this sha256")
+    p.add_argument("--prompts", metavar="PATH", help="the production prompts file (default PROMPTS_PATH)")
+    p.set_defaults(func=cmd_promote)
     return parser
 
 

@@ -13,6 +13,7 @@ Hierarchy::
     │   └── DocumentTooLargeError  over the size limit
     ├── ConflictError            conditional write: the file changed since it was read
     ├── WriteError               the atomic write failed (I/O); the target is untouched
+    ├── LabelError               a label name breaks the naming rule, or names no label file
     └── StartupError             a consumer cannot start (no valid prompts at start, bad settings)
 """
 
@@ -27,6 +28,7 @@ __all__ = [
     "DocumentSyntaxError",
     "DocumentTooLargeError",
     "FieldError",
+    "LabelError",
     "PromptwatchError",
     "StartupError",
     "WriteError",
@@ -101,6 +103,10 @@ class WriteError(PromptwatchError):
     def __init__(self, path: str, reason: str) -> None:
         self.path = path
         super().__init__(f"{path}: write failed: {reason}")
+
+
+class LabelError(PromptwatchError):
+    """A label name that breaks the naming rule, or a label that has no file."""
 
 
 class StartupError(PromptwatchError):

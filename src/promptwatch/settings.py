@@ -6,6 +6,7 @@ one ``.env`` (or systemd ``EnvironmentFile=``) configures the whole stack.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .status import default_status_dir
 from .watch import WatchMode
 
-__all__ = ["PromptsSettings"]
+__all__ = ["PromptsSettings", "default_state_dir"]
+
+
+def default_state_dir() -> Path:
+    """``$STATE_DIRECTORY`` under systemd (``StateDirectory=``), else ``var/`` in the working directory."""
+    if env := os.environ.get("STATE_DIRECTORY"):
+        return Path(env.split(":")[0])
+    return Path("var")
 
 
 class PromptsSettings(BaseSettings):
@@ -31,6 +39,8 @@ class PromptsSettings(BaseSettings):
     prompts_safety_interval_ms: int = Field(default=30_000, ge=100)
     prompts_status_dir: Path = Field(default_factory=default_status_dir)
     kb_dir: Path | None = None
+    state_dir: Path = Field(default_factory=default_state_dir)
+    """The history databases (one per label) live here, among the services' other state."""
 
     @model_validator(mode="before")
     @classmethod

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from .errors import DocumentError, PromptwatchError, StartupError
+from .labels import PRODUCTION, check_label
 from .reload import Reloader
 from .schema import MAX_DOCUMENT_BYTES, Prompts, parse_document, sha256_hex
 from .status import ConsumerStatus, default_status_dir, process_start_ticks, remove_status, write_status
@@ -46,6 +47,7 @@ class Snapshot:
     loaded_at: float
     source: str
     path: Path
+    label: str = PRODUCTION
 
     @property
     def short(self) -> str:
@@ -72,6 +74,7 @@ class HotPrompts(Reloader[Snapshot]):
         safety_interval: float = 30.0,
         limit: int = MAX_DOCUMENT_BYTES,
         on_reload: ReloadCallback | None = None,
+        label: str = PRODUCTION,
     ) -> None:
         super().__init__(
             Path(os.path.abspath(path)),
@@ -80,6 +83,7 @@ class HotPrompts(Reloader[Snapshot]):
             interval=interval,
             safety_interval=safety_interval,
         )
+        self.label = check_label(label)
         self.service = service
         self.status_dir = (status_dir or default_status_dir()) if service else None
         self.limit = limit
@@ -100,8 +104,16 @@ class HotPrompts(Reloader[Snapshot]):
             raise StartupError(f"invalid prompts at startup: {e}") from e
         except OSError as e:
             raise StartupError(f"{self.path}: cannot read prompts: {e.strerror}") from e
-        self._snapshot = Snapshot(prompts, sha256_hex(data), len(data), mtime, time.time(), "startup", self.path)
-        logger.info("prompts loaded sha=%s source=startup bytes=%d path=%s", self._snapshot.short, len(data), self.path)
+        self._snapshot = Snapshot(
+            prompts, sha256_hex(data), len(data), mtime, time.time(), "startup", self.path, self.label
+        )
+        logger.info(
+            "prompts loaded sha=%s source=startup bytes=%d path=%s%s",
+            self._snapshot.short,
+            len(data),
+            self.path,
+            self._tag,
+        )
         try:
             self._start_watching()
         except OSError as e:
@@ -109,6 +121,11 @@ class HotPrompts(Reloader[Snapshot]):
         except ValueError as e:  # an unknown watch mode (argument or PROMPTS_WATCH_MODE)
             raise StartupError(f"cannot watch {self.path.parent}: {e}") from e
         self._publish_status()
+
+    @property
+    def _tag(self) -> str:
+        """`` label=NAME`` for the log lines of a label other than production."""
+        return "" if self.label == PRODUCTION else f" label={self.label}"
 
     def on_error(self, callback: ErrorCallback) -> ErrorCallback:
         """Call ``callback(message, sha, source)`` when a changed file is rejected (once per content)."""
@@ -154,17 +171,18 @@ class HotPrompts(Reloader[Snapshot]):
                 return False
             self._fail(str(e), sha, source)
             return False
-        new = Snapshot(prompts, sha, len(data), mtime, time.time(), source, self.path)
+        new = Snapshot(prompts, sha, len(data), mtime, time.time(), source, self.path, self.label)
         self.last_error = self._bad_sha = None  # before publishing: whoever sees the new snapshot sees no error
         old = self._publish(new)
         latency_ms = (time.monotonic() - hint_at) * 1000 if hint_at is not None else 0.0
         logger.info(
-            "prompts reloaded sha=%s source=%s bytes=%d latency_ms=%.1f previous=%s",
+            "prompts reloaded sha=%s source=%s bytes=%d latency_ms=%.1f previous=%s%s",
             new.short,
             source,
             len(data),
             latency_ms,
             old.short,
+            self._tag,
         )
         self._publish_status()
         self._notify_reload(old, new)
@@ -176,7 +194,9 @@ class HotPrompts(Reloader[Snapshot]):
             return  # already reported this content (or this read error)
         self._bad_sha = key
         self.last_error = message
-        logger.error("prompts rejected, keeping sha=%s source=%s: %s", self._snapshot.short, source, message)
+        logger.error(
+            "prompts rejected, keeping sha=%s source=%s%s: %s", self._snapshot.short, source, self._tag, message
+        )
         self._publish_status()
         for callback in list(self._error_callbacks):
             try:
@@ -204,6 +224,7 @@ class HotPrompts(Reloader[Snapshot]):
             started_at=self._started_at,
             hostname=socket.gethostname(),
             proc_start=self._proc_start,
+            label=self.label,
         )
 
     def _publish_status(self) -> None:
@@ -217,7 +238,7 @@ class HotPrompts(Reloader[Snapshot]):
     def close(self) -> None:
         super().close()
         if self.status_dir is not None and self.service:
-            remove_status(self.status_dir, self.service, os.getpid())
+            remove_status(self.status_dir, self.service, os.getpid(), self.label)
 
     def __enter__(self) -> HotPrompts:
         return self

@@ -1,6 +1,8 @@
 """Which process runs which prompts: one small JSON file per watching process in a status directory.
 
-Each consumer writes ``SERVICE.PID.json`` atomically whenever it loads (or fails to load) prompts
+Each consumer writes ``SERVICE.PID.json`` (``SERVICE.PID.LABEL.json`` for a label other than
+production: one entry per label it has loaded, each with the ``path`` and sha256 it runs)
+atomically whenever it loads (or fails to load) prompts
 and removes it on a clean close.  Readers skip entries whose process is gone: the pid must be alive
 *and* have the start time recorded in the entry, so a recycled pid is not mistaken for the writer.
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 import orjson
 
 from .atomic import atomic_write, lock_path
+from .labels import PRODUCTION
 
 __all__ = [
     "ConsumerStatus",
@@ -24,6 +27,7 @@ __all__ = [
     "process_start_ticks",
     "read_statuses",
     "remove_status",
+    "status_filename",
     "write_status",
 ]
 
@@ -64,10 +68,11 @@ class ConsumerStatus:
     started_at: float
     hostname: str = ""
     proc_start: int | None = None
+    label: str = PRODUCTION
 
     @property
     def filename(self) -> str:
-        return f"{self.service}.{self.pid}.json"
+        return status_filename(self.service, self.pid, self.label)
 
     def is_alive(self) -> bool:
         if self.hostname and self.hostname != socket.gethostname():
@@ -79,15 +84,20 @@ class ConsumerStatus:
         return orjson.dumps(asdict(self))
 
 
+def status_filename(service: str, pid: int, label: str = PRODUCTION) -> str:
+    """``SERVICE.PID.json`` for production, ``SERVICE.PID.LABEL.json`` for another label."""
+    return f"{service}.{pid}.json" if label == PRODUCTION else f"{service}.{pid}.{label}.json"
+
+
 def write_status(status_dir: Path, status: ConsumerStatus) -> None:
     """Publish ``status`` atomically (not fsynced: it describes a running process, not data)."""
     status_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(status_dir / status.filename, status.to_json(), durable=False)
 
 
-def remove_status(status_dir: Path, service: str, pid: int) -> None:
-    """Remove the entry of ``service``/``pid`` and its lock file (only that process ever writes it)."""
-    entry = status_dir / f"{service}.{pid}.json"
+def remove_status(status_dir: Path, service: str, pid: int, label: str = PRODUCTION) -> None:
+    """Remove the entry of ``service``/``pid``/``label`` and its lock file (only that process ever writes it)."""
+    entry = status_dir / status_filename(service, pid, label)
     for path in (entry, lock_path(entry)):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -113,4 +123,4 @@ def read_statuses(status_dir: Path, *, path: Path | None = None) -> list[Consume
             continue
         if status.is_alive():
             out.append(status)
-    return sorted(out, key=lambda s: (s.service, s.pid))
+    return sorted(out, key=lambda s: (s.service, s.pid, s.label != PRODUCTION, s.label))

@@ -10,6 +10,7 @@ import promptwatch
 
 EXPORTED = {
     "MAX_DOCUMENT_BYTES",
+    "PRODUCTION",
     "ConflictError",
     "ConsumerStatus",
     "DocumentError",
@@ -18,6 +19,8 @@ EXPORTED = {
     "DocumentTooLargeError",
     "FieldError",
     "HotPrompts",
+    "LabelError",
+    "LabelSet",
     "Prompts",
     "PromptsSettings",
     "PromptwatchError",
@@ -27,8 +30,13 @@ EXPORTED = {
     "WatchMode",
     "WriteError",
     "atomic_write",
+    "check_label",
+    "document_name",
     "file_lock",
+    "label_path",
+    "list_labels",
     "parse_document",
+    "promote",
     "read_statuses",
     "sha256_hex",
     "start_watcher",
@@ -60,13 +68,32 @@ def test_no_private_or_module_leaks() -> None:
         "logs",
         "systemd",
         "cli",
+        "history",
+        "labels",
+        "labelset",
     }
     assert public - modules == EXPORTED
 
 
 @pytest.mark.parametrize(
     "module",
-    ["atomic", "errors", "reload", "schema", "settings", "snapshot", "status", "watch", "logs", "systemd", "cli"],
+    [
+        "atomic",
+        "errors",
+        "reload",
+        "schema",
+        "settings",
+        "snapshot",
+        "status",
+        "watch",
+        "logs",
+        "systemd",
+        "cli",
+        "history",
+        "labels",
+        "labelset",
+        "promote",
+    ],
 )
 def test_module_all_names_exist(module: str) -> None:
     mod = importlib.import_module(f"promptwatch.{module}")
