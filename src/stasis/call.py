@@ -116,13 +116,14 @@ class CallFlow:
                 caller_name=self.line.caller_name,
                 started_at=self.started_at,
                 prompts_sha256=self.snapshot.sha256,
+                label=self.snapshot.label,
             )
 
     async def run(self) -> str:
         """The whole call; never raises except on cancellation (shutdown), which it ends politely."""
         self._log_start()
-        self._log("start caller=%s name=%r prompts=%s", self.line.caller_number, self.line.caller_name,
-                  self.snapshot.short)  # fmt: skip
+        self._log("start caller=%s name=%r label=%s prompts=%s", self.line.caller_number, self.line.caller_name,
+                  self.snapshot.label, self.snapshot.short)  # fmt: skip
         reason = "error"
         try:
             reason = await self._converse()

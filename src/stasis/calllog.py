@@ -4,10 +4,11 @@ SQLite in WAL mode, so the panel reads while the service writes.  One row per ca
 turn.  :class:`CallLogWriter` moves the writes onto a background thread: the call's audio path
 never waits for the disk.
 
-Schema (version 1)::
+Schema::
 
     calls(id TEXT PRIMARY KEY, caller_number, caller_name, started_at REAL, answered_at REAL,
-          ended_at REAL, end_reason TEXT, prompts_sha256 TEXT, turn_count INTEGER)
+          ended_at REAL, end_reason TEXT, prompts_sha256 TEXT, turn_count INTEGER,
+          label TEXT)                                          -- added columns: see ADDED_COLUMNS
     turns(call_id → calls.id, idx, started_at REAL, caller_text, bot_text,
           stt_ms REAL, llm_ms REAL, tts_ms REAL, error TEXT, PRIMARY KEY (call_id, idx))
 """
@@ -23,11 +24,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CallDetail", "CallLog", "CallLogWriter", "CallSummary", "Turn"]
+from promptwatch.labels import PRODUCTION
+
+__all__ = [
+    "ADDED_COLUMNS",
+    "CallDetail",
+    "CallLog",
+    "CallLogWriter",
+    "CallOutcome",
+    "CallSummary",
+    "ReplyLatency",
+    "Turn",
+]
 
 logger = logging.getLogger("stasis.calllog")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("calls", "label", "TEXT NOT NULL DEFAULT 'production'"),  # the prompts label the call ran on
+)
+"""Columns added after the first schema: ``(table, column, declaration)``.  A database made before
+is migrated by adding each missing one (idempotent, in any order); readers of an older database see
+the declared default."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     id             TEXT PRIMARY KEY,
@@ -82,6 +101,7 @@ class CallSummary:
     end_reason: str | None
     prompts_sha256: str
     turn_count: int
+    label: str = PRODUCTION
 
     @property
     def duration(self) -> float | None:
@@ -91,6 +111,26 @@ class CallSummary:
 @dataclass(frozen=True)
 class CallDetail(CallSummary):
     turns: list[Turn] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """How one ended call went: its label and version, end reason, turns and turns with a backend error."""
+
+    label: str
+    prompts_sha256: str
+    end_reason: str
+    turn_count: int
+    errors: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyLatency:
+    """One answered turn's reply latency (STT + LLM + TTS), with its call's label and version."""
+
+    label: str
+    prompts_sha256: str
+    ms: float
 
 
 class CallLog:
@@ -119,8 +159,31 @@ class CallLog:
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.executescript(_SCHEMA)
+            self._migrate(self._db)
+            self._db.execute("CREATE INDEX IF NOT EXISTS calls_label ON calls (label, started_at)")
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         return self._db
+
+    @staticmethod
+    def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+        return {str(row[1]) for row in db.execute(f"PRAGMA table_info({table})")}
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        """Add the columns of :data:`ADDED_COLUMNS` an older database lacks."""
+        for table, column, declaration in ADDED_COLUMNS:
+            if column not in self._columns(db, table):
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+                logger.info("call log %s: added column %s.%s", self.path, table, column)
+
+    def _calls_source(self, db: sqlite3.Connection) -> str:
+        """``calls``, or for a reader of a database the service has not migrated yet, a view of it with
+        the added columns' defaults."""
+        have = self._columns(db, "calls")
+        missing = [(c, d) for t, c, d in ADDED_COLUMNS if t == "calls" and c not in have]
+        if not missing:
+            return "calls"
+        extra = ", ".join(f"{d.rsplit('DEFAULT', 1)[-1].strip()} AS {c}" for c, d in missing)
+        return f"(SELECT *, {extra} FROM calls)"
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
         if self._db is None:
@@ -137,11 +200,12 @@ class CallLog:
         started_at: float,
         prompts_sha256: str,
         answered_at: float | None = None,
+        label: str = PRODUCTION,
     ) -> None:
         self._write(
-            "INSERT OR REPLACE INTO calls (id, caller_number, caller_name, started_at, answered_at, prompts_sha256)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (call_id, caller_number, caller_name, started_at, answered_at, prompts_sha256),
+            "INSERT OR REPLACE INTO calls (id, caller_number, caller_name, started_at, answered_at, prompts_sha256,"
+            " label) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (call_id, caller_number, caller_name, started_at, answered_at, prompts_sha256, label),
         )
 
     def answer_call(self, call_id: str, answered_at: float) -> None:
@@ -183,8 +247,11 @@ class CallLog:
         caller: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        label: str | None = None,
+        prompts_sha256: str | None = None,
     ) -> tuple[list[CallSummary], int]:
-        """Calls newest first, and the total matching the filters.  ``caller`` matches number or name."""
+        """Calls newest first, and the total matching the filters.  ``caller`` matches number or name;
+        ``prompts_sha256`` may be a prefix (hex digits)."""
         db = self._open()
         if db is None:
             return [], 0
@@ -199,21 +266,54 @@ class CallLog:
         if until is not None:
             where.append("started_at < ?")
             params.append(until)
+        if label is not None:
+            where.append("label = ?")
+            params.append(label)
+        if prompts_sha256 is not None:
+            sha = prompts_sha256.lower()
+            if any(c not in "0123456789abcdef" for c in sha):
+                return [], 0
+            where.append("prompts_sha256 >= ? AND prompts_sha256 < ?")
+            params += [sha, sha + "g"]
         clause = " AND ".join(where)
         with self._lock:
-            total = db.execute(f"SELECT COUNT(*) FROM calls WHERE {clause}", params).fetchone()[0]
+            source = self._calls_source(db)
+            total = db.execute(f"SELECT COUNT(*) FROM {source} WHERE {clause}", params).fetchone()[0]
             rows = db.execute(
-                f"SELECT * FROM calls WHERE {clause} ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?",
+                f"SELECT * FROM {source} WHERE {clause} ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             ).fetchall()
         return [CallSummary(**dict(r)) for r in rows], int(total)
+
+    def outcome_rows(self, *, since: float, until: float) -> tuple[list[CallOutcome], list[ReplyLatency]]:
+        """The ended calls started in ``[since, until)``, and the reply latency of each of their turns
+        the bot answered (STT + LLM + TTS milliseconds), for comparing labels and versions."""
+        db = self._open()
+        if db is None:
+            return [], []
+        with self._lock:
+            source = self._calls_source(db)
+            calls = db.execute(
+                f"SELECT c.label, c.prompts_sha256, c.end_reason, c.turn_count,"
+                f" (SELECT COUNT(*) FROM turns t WHERE t.call_id = c.id AND t.error IS NOT NULL) AS errors"
+                f" FROM {source} c WHERE c.started_at >= ? AND c.started_at < ? AND c.end_reason IS NOT NULL",
+                (since, until),
+            ).fetchall()
+            latencies = db.execute(
+                f"SELECT c.label, c.prompts_sha256,"
+                f" COALESCE(t.stt_ms, 0) + COALESCE(t.llm_ms, 0) + COALESCE(t.tts_ms, 0) AS ms"
+                f" FROM turns t JOIN {source} c ON c.id = t.call_id"
+                f" WHERE c.started_at >= ? AND c.started_at < ? AND c.end_reason IS NOT NULL AND t.llm_ms IS NOT NULL",
+                (since, until),
+            ).fetchall()
+        return [CallOutcome(*row) for row in calls], [ReplyLatency(*row) for row in latencies]
 
     def get_call(self, call_id: str) -> CallDetail | None:
         db = self._open()
         if db is None:
             return None
         with self._lock:
-            row = db.execute("SELECT * FROM calls WHERE id = ?", (call_id,)).fetchone()
+            row = db.execute(f"SELECT * FROM {self._calls_source(db)} WHERE id = ?", (call_id,)).fetchone()
             if row is None:
                 return None
             turns = db.execute("SELECT * FROM turns WHERE call_id = ? ORDER BY idx", (call_id,)).fetchall()

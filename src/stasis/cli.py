@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from promptwatch.errors import PromptwatchError
+from promptwatch.labels import PRODUCTION
 from promptwatch.logs import setup_logging
 
 from .errors import StasisError
@@ -49,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--env-file", help="settings file (default: .env in the working directory)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the ARI service (systemd Type=notify)")
-    sub.add_parser("console", help="talk to the bot in the terminal (stdin may be piped)")
+    console = sub.add_parser("console", help="talk to the bot in the terminal (stdin may be piped)")
+    console.add_argument("--label", default=PRODUCTION, help="the prompts label to talk to (default production)")
     args = parser.parse_args(argv)
     if args.env_file is not None and not os.path.isfile(args.env_file):
         _err(f"{args.env_file}: no such settings file")
@@ -72,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(StasisService(settings).run())
         from .console import run_console
 
-        return asyncio.run(run_console(settings))
+        return asyncio.run(run_console(settings, label=args.label))
     except (PromptwatchError, StasisError, OSError) as e:
         _err(str(e))
         return EXIT_CONFIG

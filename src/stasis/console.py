@@ -15,7 +15,8 @@ import sys
 import threading
 from typing import TextIO
 
-from promptwatch.snapshot import HotPrompts
+from promptwatch.labels import PRODUCTION
+from promptwatch.labelset import LabelSet
 
 from .agent import build_agent
 from .call import CallFlow, FlowConfig
@@ -96,19 +97,22 @@ class ConsoleLine(Line):
         self.hungup.set()
 
 
-async def run_console(settings: StasisSettings, stdin: TextIO | None = None, out: TextIO | None = None) -> int:
-    """Conversations until ``/quit`` or EOF; returns the exit code."""
+async def run_console(
+    settings: StasisSettings, stdin: TextIO | None = None, out: TextIO | None = None, *, label: str = PRODUCTION
+) -> int:
+    """Conversations until ``/quit`` or EOF, on the prompts of ``label``; returns the exit code.
+
+    A malformed or unknown label is a :class:`~promptwatch.LabelError` (the command exits 1)."""
     stdin = stdin or sys.stdin
     out = out or sys.stdout
     loop = asyncio.get_running_loop()
-    prompts = await asyncio.to_thread(
-        HotPrompts,
-        settings.prompts_path,
-        hot_reload=settings.prompts_hot_reload,
-        mode=settings.prompts_watch_mode,
-        interval=settings.reload_interval,
-    )
-    agent = await asyncio.to_thread(build_agent, settings)
+    labels = await asyncio.to_thread(LabelSet.from_settings, settings)
+    try:
+        prompts = await asyncio.to_thread(labels.get, label)
+        agent = await asyncio.to_thread(build_agent, settings)
+    except BaseException:
+        await asyncio.to_thread(labels.close)
+        raise
     config: FlowConfig = flow_config(settings)
     reader = _StdinReader(stdin, loop)
     interactive = stdin.isatty()
@@ -122,9 +126,11 @@ async def run_console(settings: StasisSettings, stdin: TextIO | None = None, out
     try:
         for n in itertools.count(1):
             line = ConsoleLine(f"console-{n}", reader, out, interactive=interactive)
-            flow = CallFlow(line, prompts.current, agent, config)
+            snap = prompts.current  # pinned for this call
+            flow = CallFlow(line, snap, agent, config)
             hint = "; /new — новый звонок, /quit — выход" if interactive else ""
-            out.write(f"— звонок {n} (промпты {prompts.current.short}){hint}\n")
+            shown = snap.short if label == PRODUCTION else f"{label} {snap.short}"
+            out.write(f"— звонок {n} (промпты {shown}){hint}\n")
             out.flush()
             task = asyncio.ensure_future(flow.run())
             stopper = asyncio.ensure_future(stop.wait())
@@ -143,5 +149,5 @@ async def run_console(settings: StasisSettings, stdin: TextIO | None = None, out
         if handled:
             loop.remove_signal_handler(signal.SIGINT)
         await agent.aclose()
-        await asyncio.to_thread(prompts.close)
+        await asyncio.to_thread(labels.close)
     return 0

@@ -22,6 +22,9 @@ import time
 from collections import deque
 from typing import Any
 
+from promptwatch.errors import PromptwatchError
+from promptwatch.labels import PRODUCTION
+from promptwatch.labelset import LabelSet
 from promptwatch.snapshot import HotPrompts, Snapshot
 from promptwatch.systemd import notify, notify_reloading, watchdog_interval
 
@@ -33,10 +36,11 @@ from .backends.stt import NoStt, OpenAiStt, SttBackend
 from .backends.tts import EspeakTts, OpenAiTts, SpeechCache, TtsBackend
 from .call import DEFAULT_BUSY, CallFlow, FlowConfig
 from .calllog import CallLog, CallLogWriter
-from .errors import AriAuthError, ConfigError, TtsError
+from .errors import AriAuthError, AriError, ConfigError, TtsError
 from .kb import KnowledgeBase
 from .line import split_sentences
 from .metrics import Metrics
+from .routing import LABEL_VARIABLE, SplitShare, choose_label, label_from_args
 from .settings import StasisSettings
 
 __all__ = ["StasisService", "build_stt", "build_tts", "flow_config", "speech_texts"]
@@ -120,6 +124,9 @@ class StasisService:
         self._busy: set[asyncio.Task[str]] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self.prompts: HotPrompts | None = None
+        """Production's hot prompts (``labels.production``)."""
+        self.labels: LabelSet
+        self._split: tuple[SplitShare, ...] = ()
         self.kb: KnowledgeBase | None = None
         self.ari: AriClient | None = None
         self.speech: SpeechCache | None = None
@@ -158,7 +165,11 @@ class StasisService:
             "unauthorized": "ARI credentials rejected",
         }[self.ari_state]
         n = len(self.calls)
-        text = f"prompts {snap.short} ({self.prompts.mode}) · {ari} · {n} call{'' if n == 1 else 's'}"
+        text = f"prompts {snap.short} ({self.prompts.mode})"
+        for label, hot in self.labels.loaded().items():
+            if label != PRODUCTION:
+                text += f" · {label} {hot.current.short}"
+        text += f" · {ari} · {n} call{'' if n == 1 else 's'}"
         if self.prompts.last_error:
             text += " · prompts file rejected"
         if self.stopping:
@@ -195,26 +206,63 @@ class StasisService:
             record_silence_seconds=s.record_silence_seconds,
             operator=operator,
         )
-        flow = CallFlow(
-            line,
-            self.prompts.current,  # pinned for the whole call
-            self.agent,
-            self.flow_config,
-            calllog=self.calllog_writer,
-            metrics=self.metrics,
-        )
+        started_at = time.time()
+        pinned = self.labels.pin()  # every loaded label's snapshot as of StasisStart
         if self.stopping or len(self.calls) >= s.max_calls:
+            flow = self._flow(line, pinned[PRODUCTION], started_at)
             task = asyncio.ensure_future(flow.run_busy())
             self._busy.add(task)
             task.add_done_callback(lambda t: self._busy.discard(t))
             task.add_done_callback(lambda t: self._spawn(line.close()))
             return
-        task = asyncio.ensure_future(flow.run())
+        task = asyncio.ensure_future(self._run_call(line, event, pinned, started_at))
         self.calls[line.call_id] = task
         if self.metrics is not None:
             self.metrics.active_calls.set(len(self.calls))
         task.add_done_callback(lambda t: self._call_done(line, t))
         self._update_status()
+
+    def _flow(self, line: AriLine, snapshot: Snapshot, started_at: float) -> CallFlow:
+        return CallFlow(
+            line,
+            snapshot,  # pinned for the whole call
+            self.agent,
+            self.flow_config,
+            calllog=self.calllog_writer,
+            metrics=self.metrics,
+            started_at=started_at,
+        )
+
+    async def _run_call(
+        self, line: AriLine, event: dict[str, Any], pinned: dict[str, Snapshot], started_at: float
+    ) -> str:
+        snapshot = await self._label_snapshot(line, event, pinned)
+        return await self._flow(line, snapshot, started_at).run()
+
+    async def _label_snapshot(self, line: AriLine, event: dict[str, Any], pinned: dict[str, Snapshot]) -> Snapshot:
+        """The snapshot of the label the call asks for (app argument, channel variable, split), as pinned
+        at StasisStart; production when the label is invalid or unknown (logged at error level)."""
+        assert self.ari is not None
+        args = event.get("args")
+        arg = label_from_args(args if isinstance(args, list) else [])
+        variable: str | None = None
+        if not arg:
+            try:
+                variable = await self.ari.rest.channel_variable(line.call_id, LABEL_VARIABLE)
+            except AriError as e:  # the call goes on; a gone channel ends it at its first request
+                logger.warning("call=%s cannot read %s: %s", line.call_id, LABEL_VARIABLE, e)
+        choice = choose_label(arg=arg, variable=variable, caller=line.caller_number or line.call_id, split=self._split)
+        label = choice.requested
+        snapshot = pinned.get(label)
+        if snapshot is not None:
+            return snapshot
+        try:
+            hot = await asyncio.to_thread(self.labels.get, label)
+        except PromptwatchError as e:
+            logger.error("call=%s label %r (from %s) cannot be used, running on production: %s",
+                         line.call_id, label, choice.origin, e)  # fmt: skip
+            return pinned[PRODUCTION]
+        return hot.current
 
     def _call_done(self, line: AriLine, task: asyncio.Task[str]) -> None:
         self.calls.pop(line.call_id, None)
@@ -244,7 +292,7 @@ class StasisService:
             loop.call_soon_threadsafe(self._update_status)
 
     def _reloaded(self, new: Snapshot) -> None:
-        if self.metrics is not None:
+        if self.metrics is not None and new.label == PRODUCTION:
             self.metrics.prompts_loaded(new.sha256, new.source)
         self._update_status()
         self._spawn(self._presynthesize(new))
@@ -269,15 +317,15 @@ class StasisService:
 
     def _setup(self) -> None:
         s = self.settings
-        self.prompts = HotPrompts(
-            s.prompts_path,
-            service=s.service_name,
-            status_dir=s.prompts_status_dir,
-            hot_reload=s.prompts_hot_reload,
-            mode=s.prompts_watch_mode,
-            interval=s.reload_interval,
-            safety_interval=s.prompts_safety_interval_ms / 1000,
-        )
+        self.labels = LabelSet.from_settings(s, service=s.service_name)
+        self.prompts = self.labels.production
+        self._split = s.split
+        for share in self._split:  # watched from the start, so the first split call does not wait for the disk
+            try:
+                self.labels.get(share.label)
+            except PromptwatchError as e:
+                logger.error("PROMPTS_SPLIT names %s, which cannot be loaded (its calls run on production): %s",
+                             share.label, e)  # fmt: skip
         try:
             self.kb = KnowledgeBase(
                 s.knowledge_base_dir,
@@ -292,7 +340,7 @@ class StasisService:
             self.calllog = CallLog(s.calllog_path)
             self.calllog_writer = CallLogWriter(self.calllog)
         except BaseException:
-            self.prompts.close()
+            self.labels.close()
             if self.kb is not None:
                 self.kb.close()
             raise
@@ -300,7 +348,7 @@ class StasisService:
             self.metrics = Metrics()
             self.metrics_port = self.metrics.serve(s.metrics_port, s.metrics_host)
             self.metrics.prompts_loaded(self.prompts.current.sha256, "startup")
-        self.prompts.on_reload(self._on_reload)
+        self.labels.on_reload(self._on_reload)
         self.prompts.on_error(self._on_prompts_error)
         self.ari = AriClient(
             s.ari_url,
@@ -364,7 +412,7 @@ class StasisService:
         assert self.prompts is not None and self.kb is not None
         notify_reloading()
         logger.info("reloading on SIGHUP")
-        changed = await asyncio.to_thread(self.prompts.reload, "signal")
+        changed = await asyncio.to_thread(self.labels.reload, "signal")
         kb_changed = await asyncio.to_thread(self.kb.reload, "signal")
         logger.info("reload done prompts=%s changed=%s kb_changed=%s", self.prompts.current.short, changed, kb_changed)
         notify("READY=1")
@@ -401,7 +449,7 @@ class StasisService:
         self.calllog_writer.close()  # flushes
         self.calllog.close()
         self.kb.close()
-        self.prompts.close()
+        self.labels.close()
         if self.metrics is not None:
             self.metrics.close()
 

@@ -13,6 +13,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from promptwatch.settings import PromptsSettings
 
+from .routing import SplitShare, parse_split
+
 __all__ = ["StasisSettings"]
 
 
@@ -38,6 +40,8 @@ class StasisSettings(PromptsSettings):
     operator_context: str | None = None
     operator_extension: str = "s"
     operator_priority: int = 1
+    prompts_split: str = ""
+    """``staging:10,short-greeting:5``: shares of the production calls sent to other labels (sticky per caller)."""
     goodbye_words: str = "до свидания,пока,всего доброго,всего хорошего,больше ничего,goodbye,bye"
 
     # LLM: an OpenAI-compatible chat-completions endpoint, or offline (knowledge base) when unset
@@ -87,6 +91,17 @@ class StasisSettings(PromptsSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value
+
+    @field_validator("prompts_split")
+    @classmethod
+    def _valid_split(cls, value: str) -> str:
+        parse_split(value)  # a ValueError names the bad item
+        return value
+
+    @property
+    def split(self) -> tuple[SplitShare, ...]:
+        """:attr:`prompts_split` parsed."""
+        return parse_split(self.prompts_split)
 
     @field_validator("operator_digit", "operator_context")
     @classmethod

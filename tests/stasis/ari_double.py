@@ -11,6 +11,9 @@ Built to ``asterisk-22-call-transcript.jsonl`` and its README:
 - ``tone:…`` plays until ``DELETE /ari/playbacks/{id}``;
 - recordings: 201 ``queued`` → RecordingStarted → RecordingFinished (``duration`` in seconds; silence
   gives ``duration: 0`` and a 44-byte WAV); ``GET …/stored/{name}/file``, ``DELETE …/stored/{name}``;
+- application arguments (``Stasis(app,label=staging)``) in StasisStart ``args`` and the channel's
+  ``dialplan.app_data``; channel variables by ``GET …/channels/{id}/variable`` (404
+  ``{"message":"Provided variable was not found"}`` when unset);
 - 404 ``{"message":"Channel not found"}`` on gone channels; 401 on bad credentials (REST, and the
   WebSocket upgrade refused with HTTP 401); sockets can be dropped and the server restarted.
 
@@ -80,6 +83,10 @@ class FakeChannel:
     recordings: int = 0
     recording: Recording | None = None
     answered: int = 0
+    app_data: str = ""
+    """What the dialplan passed to ``Stasis()``: ``metrotech,label=staging``."""
+    variables: dict[str, str] = field(default_factory=dict)
+    """Channel variables the dialplan set (``Set(PROMPTS_LABEL=staging)``)."""
 
     def json(self) -> dict[str, Any]:
         return {
@@ -90,7 +97,13 @@ class FakeChannel:
             "caller": {"name": self.caller_name, "number": self.caller_number},
             "connected": {"name": self.caller_name, "number": self.caller_number},
             "accountcode": "",
-            "dialplan": {"context": "stasis-in", "exten": "s", "priority": 2, "app_name": "Stasis", "app_data": ""},
+            "dialplan": {
+                "context": "stasis-in",
+                "exten": "s",
+                "priority": 2,
+                "app_name": "Stasis",
+                "app_data": self.app_data,
+            },
             "creationtime": self.created,
             "language": "ru",
         }
@@ -191,9 +204,22 @@ class AriDouble:
 
     # -- the caller's side (thread-safe: each runs in the double's loop)
 
-    def place_call(self, number: str = "79001234567", name: str = "Иван", *, state: str = "Ring") -> str:
-        """A call enters Stasis (StasisStart); returns the channel id."""
-        return self.server.call(self._place_call(number, name, state))
+    def place_call(
+        self,
+        number: str = "79001234567",
+        name: str = "Иван",
+        *,
+        state: str = "Ring",
+        args: tuple[str, ...] = (),
+        variables: dict[str, str] | None = None,
+    ) -> str:
+        """A call enters Stasis (StasisStart); returns the channel id.
+
+        ``args`` are the application arguments after the app name, as in ``Stasis(metrotech,label=staging)``:
+        Asterisk sends them as the StasisStart ``args`` list of strings (``["label=staging"]``) and shows the
+        whole ``app_data`` in the channel's ``dialplan``.  ``variables`` are channel variables the dialplan
+        set before ``Stasis()``, answered by ``GET /ari/channels/{id}/variable?variable=NAME``."""
+        return self.server.call(self._place_call(number, name, state, tuple(args), dict(variables or {})))
 
     def hear(self, channel_id: str, *texts: str) -> None:
         """What the caller will say to the next recordings: text, "" for silence, or ``dtmf:DIGITS``
@@ -294,11 +320,16 @@ class AriDouble:
 
     # -- internals: the caller
 
-    async def _place_call(self, number: str, name: str, state: str) -> str:
+    async def _place_call(
+        self, number: str, name: str, state: str, args: tuple[str, ...], variables: dict[str, str]
+    ) -> str:
         n = next(self._ids)
         channel = FakeChannel(f"{self._epoch}.{n}", f"Local/s@stasis-in-{n:08x};2", state, number, name)
+        app = self._clients[0].app if self._clients else "metrotech"
+        channel.app_data = ",".join((app, *args))
+        channel.variables = variables
         self.channels[channel.id] = channel
-        await self._emit("StasisStart", args=[], channel=channel.json())
+        await self._emit("StasisStart", args=list(args), channel=channel.json())
         return channel.id
 
     async def _hear(self, channel_id: str, texts: tuple[str, ...]) -> None:
@@ -386,6 +417,8 @@ class AriDouble:
                 return await self._play(channel, query)
             if method == "POST" and action == "record":
                 return await self._record(channel, query)
+            if method == "GET" and action == "variable":
+                return self._variable(channel, query)
             if method == "POST" and action == "continue":
                 channel.continued_to = (query.get("context", ""), query.get("extension", ""), query.get("priority", ""))
                 channel.gone = True
@@ -409,6 +442,16 @@ class AriDouble:
                 del self.stored[name]
                 return Response(status_code=204)
         return JSONResponse({"message": "Not found"}, 404)
+
+    def _variable(self, channel: FakeChannel, query: dict[str, str]) -> Response:
+        """``GET /ari/channels/{id}/variable?variable=NAME`` as Asterisk 22 answers it (``resource_channels.c``):
+        400 without a name, 404 ``Provided variable was not found`` when unset, else 200 ``{"value": …}``."""
+        name = query.get("variable", "")
+        if not name:
+            return JSONResponse({"message": "Variable name is required"}, 400)
+        if name not in channel.variables:
+            return JSONResponse({"message": "Provided variable was not found"}, 404)
+        return JSONResponse({"value": channel.variables[name]})
 
     async def _originate(self, query: dict[str, str]) -> Response:
         """``POST /ari/channels``: a Local channel into the dialplan. The ``;2`` leg runs ``Stasis()``

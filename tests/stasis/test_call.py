@@ -223,7 +223,8 @@ def test_caller_hangs_up_during_playback(ari: AriDouble, make_settings: Make, st
     assert ari.channels[ch].hung_up_by == "caller"
     assert len(ari.channels[ch].played) == 1
     assert ari.channels[ch].recordings == 0
-    assert not [r for r in ari.requests if ch in r[1] and r[3] == 404]
+    # no request on the gone channel (the PROMPTS_LABEL lookup's 404 is Asterisk's answer for an unset variable)
+    assert not [r for r in ari.requests if ch in r[1] and r[3] == 404 and not r[1].endswith("/variable")]
 
 
 def test_request_on_a_gone_channel_ends_the_call_quietly(

@@ -24,7 +24,7 @@ def test_schema_is_wal_and_versioned(calllog: CallLog) -> None:
     db = sqlite3.connect(calllog.path)
     try:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
     finally:
         db.close()
 

@@ -12,7 +12,10 @@ import httpx
 
 from ..errors import AriAuthError, AriError, AriUnavailable, ChannelGone
 
-__all__ = ["AriRest"]
+__all__ = ["VARIABLE_NOT_FOUND", "AriRest"]
+
+VARIABLE_NOT_FOUND = "Provided variable was not found"
+"""Asterisk's message (404) for ``GET /channels/{id}/variable`` of a variable that is not set."""
 
 
 class AriRest:
@@ -97,6 +100,21 @@ class AriRest:
 
     async def delete_stored_recording(self, name: str) -> None:
         await self.request("DELETE", f"/recordings/stored/{name}")
+
+    async def channel_variable(self, channel_id: str, name: str) -> str | None:
+        """The channel variable ``name``, or None when it is not set.
+
+        Asterisk answers an unset variable with 404 ``{"message": "Provided variable was not found"}``
+        and a gone channel with 404 ``{"message": "Channel not found"}`` (:class:`ChannelGone`).
+        """
+        try:
+            body = await self.json("GET", f"/channels/{channel_id}/variable", {"variable": name})
+        except ChannelGone as e:
+            if e.message == VARIABLE_NOT_FOUND:
+                return None
+            raise
+        value = body.get("value") if isinstance(body, dict) else None
+        return value if isinstance(value, str) else None
 
     async def continue_in_dialplan(self, channel_id: str, context: str, extension: str, priority: int) -> None:
         params = {"context": context, "extension": extension, "priority": str(priority)}
