@@ -37,7 +37,7 @@ from .api.limits import UploadLimit
 from .api.problems import install_handlers
 from .api.routes import calls, health, kb, metrics, playground, prompts, status
 from .auth import load_tokens
-from .consumers import consumer_views
+from .consumers import consumer_views, missing_services
 from .editor import PromptsEditor
 from .history import HistoryStore
 from .knowledge import KbStore
@@ -71,7 +71,9 @@ def status_line(app: FastAPI) -> str:
     views = consumer_views(settings.prompts_status_dir, editor.path, state.sha256)
     in_sync = sum(v.in_sync for v in views)
     valid = "" if state.prompts is not None else " (INVALID on disk)"
-    return f"prompts sha={state.sha256[:12]}{valid}; consumers in sync {in_sync}/{len(views)}"
+    missing = missing_services(settings.expected_consumers, views)
+    absent = f"; MISSING {', '.join(missing)}" if missing else ""
+    return f"prompts sha={state.sha256[:12]}{valid}; consumers in sync {in_sync}/{len(views)}{absent}"
 
 
 async def _status_loop(app: FastAPI, period: float = 1.0) -> None:

@@ -71,7 +71,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_write(args: argparse.Namespace) -> int:
     settings = _settings()
-    source = args.source
+    if (args.src is None) == (args.source is None):
+        _err("write: give the new content once: SRC or --from SRC (- for stdin)")
+        return 2
+    source = args.src if args.src is not None else args.source
     if args.if_match is not None:
         try:
             normalize_sha(args.if_match)
@@ -263,9 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("write", help="validate and atomically write a prompts file")
     p.add_argument("file")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--from", dest="source", metavar="SRC", help="read the new content from SRC (- for stdin)")
-    src.add_argument("-", dest="source", action="store_const", const="-", help="read the new content from stdin")
+    p.add_argument("src", nargs="?", metavar="SRC", help="read the new content from SRC (- for stdin)")
+    p.add_argument("--from", dest="source", metavar="SRC", help="the same as SRC")
     p.add_argument(
         "--if-match",
         metavar="SHA256",
