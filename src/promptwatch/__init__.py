@@ -15,7 +15,7 @@ from .errors import (
 )
 from .labels import PRODUCTION, check_label, document_name, label_path, list_labels
 from .labelset import LabelSet
-from .promote import promote
+from .promotion import promote
 from .reload import Reloader
 from .schema import MAX_DOCUMENT_BYTES, Prompts, parse_document, sha256_hex
 from .settings import PromptsSettings

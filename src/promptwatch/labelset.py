@@ -54,22 +54,12 @@ class LabelSet:
         settings: PromptsSettings,
         *,
         service: str | None = None,
-        status_dir: Path | None = None,
         preload: Iterable[str] = (),
     ) -> LabelSet:
         """The labels of ``settings.prompts_path``, each watched as the settings say."""
 
         def factory(path: Path, label: str) -> HotPrompts:
-            return HotPrompts(
-                path,
-                service=service,
-                status_dir=status_dir if status_dir is not None else settings.prompts_status_dir,
-                hot_reload=settings.prompts_hot_reload,
-                mode=settings.prompts_watch_mode,
-                interval=settings.reload_interval,
-                safety_interval=settings.prompts_safety_interval_ms / 1000,
-                label=label,
-            )
+            return HotPrompts.from_settings(settings, service=service, path=path, label=label)
 
         return cls(settings.prompts_path, factory, preload=preload)
 

@@ -17,14 +17,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from .errors import DocumentError, PromptwatchError, StartupError
-from .labels import PRODUCTION, check_label
+from .labels import PRODUCTION, check_label, label_path
 from .reload import Reloader
 from .schema import MAX_DOCUMENT_BYTES, Prompts, parse_document, sha256_hex
 from .status import ConsumerStatus, default_status_dir, process_start_ticks, remove_status, write_status
 from .watch import WatchMode
+
+if TYPE_CHECKING:
+    from .settings import PromptsSettings
 
 __all__ = ["ErrorCallback", "HotPrompts", "ReloadCallback", "Snapshot", "Source"]
 
@@ -126,6 +129,36 @@ class HotPrompts(Reloader[Snapshot]):
     def _tag(self) -> str:
         """`` label=NAME`` for the log lines of a label other than production."""
         return "" if self.label == PRODUCTION else f" label={self.label}"
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: PromptsSettings,
+        *,
+        service: str | None,
+        path: Path | str | None = None,
+        mode: WatchMode | str | None = None,
+        interval: float | None = None,
+        on_reload: ReloadCallback | None = None,
+        label: str = PRODUCTION,
+    ) -> HotPrompts:
+        """The watcher every process builds from the shared settings (``path``/``mode``/``interval`` override).
+
+        With ``label`` (and no ``path``), the file of that label beside ``PROMPTS_PATH``."""
+        return cls(
+            (settings.prompts_path if label == PRODUCTION else label_path(settings.prompts_path, label))
+            if path is None
+            else path,
+            service=service,
+            status_dir=settings.prompts_status_dir,
+            hot_reload=settings.prompts_hot_reload,
+            mode=settings.prompts_watch_mode if mode is None else mode,
+            interval=settings.reload_interval if interval is None else interval,
+            safety_interval=settings.prompts_safety_interval_ms / 1000,
+            limit=settings.prompts_max_bytes,
+            on_reload=on_reload,
+            label=label,
+        )
 
     def on_error(self, callback: ErrorCallback) -> ErrorCallback:
         """Call ``callback(message, sha, source)`` when a changed file is rejected (once per content)."""

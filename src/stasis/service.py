@@ -327,12 +327,7 @@ class StasisService:
                 logger.error("PROMPTS_SPLIT names %s, which cannot be loaded (its calls run on production): %s",
                              share.label, e)  # fmt: skip
         try:
-            self.kb = KnowledgeBase(
-                s.knowledge_base_dir,
-                hot_reload=s.prompts_hot_reload,
-                mode=s.prompts_watch_mode,
-                interval=s.reload_interval,
-            )
+            self.kb = KnowledgeBase.from_settings(s)
             self.stt = build_stt(s)
             self.speech = SpeechCache(build_tts(s), s.sounds_dir, rate=s.tts_sample_rate)
             self.agent = Agent(build_llm(s), self.kb)

@@ -26,7 +26,7 @@ from promptwatch import (
 )
 from promptwatch.history import HistoryStore, history_file
 from promptwatch.labels import label_of
-from promptwatch.promote import record_promotion
+from promptwatch.promotion import record_promotion
 from tests.util import wait_until
 
 from .helpers import assert_no_temp_files, greeting_of, make_doc

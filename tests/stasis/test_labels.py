@@ -108,7 +108,9 @@ def test_app_argument_chooses_the_label_and_the_log_records_it(
     assert (detail.label, detail.prompts_sha256) == ("staging", staging_sha)
     assert not ari.requests_to("GET", "/variable")  # the argument decided: no variable lookup
     # the bot now runs staging too and reports the sha it runs for it
-    entries = {s.label: s.sha256 for s in read_statuses(svc.settings.prompts_status_dir) if s.service == "stasis"}
+    entries = {
+        s.label: s.sha256 for s in read_statuses(svc.settings.prompts_status_dir) if s.service == "metrotech-bot"
+    }
     assert entries == {PRODUCTION: sha256_hex(prompts_file.read_bytes()), "staging": staging_sha}
     assert f"staging {staging_sha[:8]}" in svc.service.status_text()
 
