@@ -9,6 +9,7 @@ keeps the order of what happened on disk.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -24,11 +25,14 @@ from promptwatch import (
     HotPrompts,
     Prompts,
     StartupError,
+    WriteError,
     parse_document,
     sha256_hex,
     write_document,
 )
-from promptwatch.atomic import read_bytes
+from promptwatch.atomic import file_lock, read_bytes
+from promptwatch.labels import PRODUCTION, label_path
+from promptwatch.promotion import Promotion, promote, promotion_message
 
 from .history import HistoryStore, Revision
 from .settings import AdminSettings
@@ -77,9 +81,12 @@ def _dump(obj: dict[str, Any]) -> bytes:
 class PromptsEditor:
     """The panel's view of one prompts file: reads, saves, patches, rollbacks, and the history they leave."""
 
-    def __init__(self, settings: AdminSettings, history: HistoryStore, *, limit: int | None = None) -> None:
+    def __init__(
+        self, settings: AdminSettings, history: HistoryStore, *, limit: int | None = None, label: str = PRODUCTION
+    ) -> None:
         self.settings = settings
-        self.path: Path = settings.prompts_file
+        self.label = label
+        self.path: Path = label_path(settings.prompts_file, label)
         self.history = history
         self.limit = limit if limit is not None else settings.prompts_max_bytes
         self.hot: HotPrompts | None = None
@@ -101,9 +108,14 @@ class PromptsEditor:
             if self.hot is not None or self._closed:
                 return
             try:
-                hot = HotPrompts.from_settings(self.settings, service=self.settings.admin_service_name, path=self.path)
+                hot = HotPrompts.from_settings(
+                    self.settings, service=self.settings.admin_service_name, path=self.path, label=self.label
+                )
             except StartupError as e:
-                logger.error("not watching the prompts yet: %s", e)
+                if self.path.exists():
+                    logger.error("not watching the prompts yet: %s", e)
+                else:  # a label being created: watched once its first save has written it
+                    logger.info("not watching %s yet: no such file", self.path)
                 return
             hot.on_reload(lambda old, new: self._on_reload())
             self.hot = hot
@@ -150,8 +162,15 @@ class PromptsEditor:
         return found[1] if found else None
 
     def sync_history(self, *, message: str = "изменено вне панели") -> Revision | None:
-        """Record the content on disk as a revision (author ``file``) unless it is already the newest one."""
-        with self._lock:
+        """Record the content on disk as a revision (author ``file``) unless it is already the newest one.
+
+        Under the file's write lock: a writer that records its own revision under that lock
+        (``promptwatch promote``) has done so before this looks, so its change is not recorded twice."""
+        with self._lock, contextlib.ExitStack() as locked:
+            try:
+                locked.enter_context(file_lock(self.path))
+            except WriteError as e:  # no directory (yet), or not ours to write: read without the lock
+                logger.debug("history sync without the write lock: %s", e)
             state = self.read()
             if state.data is None or state.prompts is None:
                 return None
@@ -211,6 +230,27 @@ class PromptsEditor:
             except ConflictError:
                 continue  # written meanwhile: decide again against the new content
         raise EditorError(f"{self.path}: changing too often to patch {key!r}; try again")
+
+    def promote_from(
+        self, src: str, *, if_match: str | None, author: str, origin: str = "promote", message: str | None = None
+    ) -> SaveResult:
+        """Write the label ``src``'s exact bytes here (conditionally on ``if_match``), recorded in this
+        label's history as a promotion from ``src`` at its sha256 (see :func:`promptwatch.promote`)."""
+        recorded: list[Revision] = []
+
+        def record(p: Promotion) -> None:
+            note = message if message is not None else promotion_message(p.src, p.sha256)
+            recorded.append(self.history.add(p.data, author=author, origin=origin, message=note))
+
+        with self._lock:
+            self.sync_history()
+            written_at = time.time()
+            done = promote(
+                self.settings.prompts_file, src, self.label, if_match=if_match, limit=self.limit, record=record
+            )
+        self._ensure_watching()
+        logger.info("promoted %s sha=%s to %s by %s", src, done.sha256[:12], self.label, author)
+        return SaveResult(done.sha256, done.size, done.previous_sha256, written_at, recorded[0] if recorded else None)
 
     def rollback(self, sha: str, *, if_match: str | None, author: str) -> SaveResult | None:
         """Write the content of revision ``sha`` as a new revision; None when there is no such revision."""

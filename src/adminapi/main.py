@@ -35,12 +35,13 @@ from stasis.calllog import CallLog
 
 from .api.limits import UploadLimit
 from .api.problems import install_handlers
-from .api.routes import calls, health, kb, metrics, playground, prompts, status
+from .api.routes import calls, health, kb, labels, metrics, outcomes, playground, prompts, status
 from .auth import load_tokens
 from .consumers import consumer_views, missing_services
 from .editor import PromptsEditor
 from .history import HistoryStore
 from .knowledge import KbStore
+from .label_editors import LabelEditors
 from .metrics import AdminMetrics
 from .settings import AdminSettings
 
@@ -94,6 +95,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await run_in_threadpool(editor.start)
     app.state.history = history
     app.state.editor = editor
+    app.state.labels = LabelEditors(settings, editor)
     app.state.kb = KbStore(settings.knowledge_base_dir, max_bytes=settings.kb_max_bytes)
     app.state.calllog = CallLog(settings.calllog_path, readonly=True)
     app.state.agent = None
@@ -112,6 +114,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await playground.close_agent(app.state)
         app.state.editor = None
         app.state.calllog = None
+        label_editors, app.state.labels = app.state.labels, None
+        await run_in_threadpool(label_editors.close)
         await run_in_threadpool(editor.close)
         app.state.calllog = None
         history.close()
@@ -160,7 +164,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     app.state.editor = None
     install_handlers(app)
     app.add_middleware(UploadLimit, max_bytes=settings.kb_max_bytes)
-    for module in (health, prompts, status, kb, calls, playground, metrics):
+    for module in (health, prompts, labels, outcomes, status, kb, calls, playground, metrics):
         app.include_router(module.router)
 
     # The shared schema of the prompts document, referenced by the request bodies of PUT/POST.

@@ -16,6 +16,7 @@ from stasis.calllog import CallLog
 from ..auth import Operator, TokenSet
 from ..editor import PromptsEditor
 from ..knowledge import KbStore
+from ..label_editors import LabelEditors
 from ..metrics import AdminMetrics
 from ..settings import AdminSettings
 from .problems import ApiError
@@ -24,6 +25,7 @@ __all__ = [
     "CallLogDep",
     "EditorDep",
     "KbDep",
+    "LabelEditorsDep",
     "MetricsDep",
     "OperatorDep",
     "SettingsDep",
@@ -64,6 +66,13 @@ async def get_editor(request: Request) -> PromptsEditor:
     return editor
 
 
+async def get_label_editors(request: Request) -> LabelEditors:
+    labels = getattr(request.app.state, "labels", None)
+    if not isinstance(labels, LabelEditors):
+        raise ApiError(503, "the label editors are not available (the app is starting or stopping)")
+    return labels
+
+
 async def get_kb(request: Request) -> KbStore:
     kb: KbStore = request.app.state.kb
     return kb
@@ -85,5 +94,6 @@ SettingsDep = Annotated[AdminSettings, Depends(get_settings)]
 OperatorDep = Annotated[Operator, Depends(require_operator)]
 EditorDep = Annotated[PromptsEditor, Depends(get_editor)]
 KbDep = Annotated[KbStore, Depends(get_kb)]
+LabelEditorsDep = Annotated[LabelEditors, Depends(get_label_editors)]
 CallLogDep = Annotated[CallLog, Depends(get_calllog)]
 MetricsDep = Annotated[AdminMetrics, Depends(get_metrics)]

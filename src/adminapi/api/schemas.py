@@ -169,6 +169,7 @@ class CallOut(BaseModel):
     ended_at: float | None
     end_reason: str | None
     prompts_sha256: str
+    label: str = Field(description="The prompts label the call ran on (`production` unless the dialplan chose one)")
     turn_count: int
     duration: float | None
 

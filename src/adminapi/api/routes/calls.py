@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
+from promptwatch.labels import LABEL_PATTERN
 from stasis.calllog import CallDetail, CallSummary
 
 from ..deps import CallLogDep, OperatorDep
@@ -46,6 +47,10 @@ async def list_calls(
     caller: Annotated[str | None, Query(max_length=100, description="Part of the caller's number or name")] = None,
     since: Annotated[date | datetime | None, Query(description="From this date or time (UTC unless given)")] = None,
     until: Annotated[date | datetime | None, Query(description="Until this date (inclusive) or time")] = None,
+    label: Annotated[str | None, Query(pattern=f"^{LABEL_PATTERN}$", description="Calls on this prompts label")] = None,
+    prompts_sha256: Annotated[
+        str | None, Query(pattern="^[0-9a-fA-F]{1,64}$", description="Calls on this prompts version (or a prefix)")
+    ] = None,
 ) -> CallList:
     items, total = await run_in_threadpool(
         calllog.list_calls,
@@ -54,6 +59,8 @@ async def list_calls(
         caller=caller or None,
         since=_epoch(since),
         until=_epoch(until, end=True),
+        label=label,
+        prompts_sha256=prompts_sha256,
     )
     return CallList(items=[_summary(c) for c in items], total=total, limit=limit, offset=offset)
 

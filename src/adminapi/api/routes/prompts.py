@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -81,20 +82,28 @@ def _etag_headers(sha: str | None) -> dict[str, str]:
 
 
 async def _finish(
-    result: SaveResult, wait_ms: int, settings: SettingsDep, metrics: MetricsDep, origin: str, response: Response
+    result: SaveResult,
+    wait_ms: int,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    origin: str,
+    response: Response,
+    path: Path | None = None,
 ) -> SaveOut:
+    """The save's answer: the consumers of ``path`` (default: production's file) and whether they applied it."""
+    path = path if path is not None else settings.prompts_file
     metrics.saves.labels(origin).inc()
     timeout = min(wait_ms, settings.admin_wait_max_ms) / 1000
     if timeout > 0:
         waited = await wait_for_consumers(
-            settings.prompts_status_dir, settings.prompts_file, result.sha256, since=result.written_at, timeout=timeout
+            settings.prompts_status_dir, path, result.sha256, since=result.written_at, timeout=timeout
         )
         views, all_applied, waited_ms = waited.consumers, waited.all_applied, waited.waited_ms
         for v in views:
             if v.latency_ms is not None:
                 metrics.apply_latency.observe(v.latency_ms / 1000)
     else:
-        views = consumer_views(settings.prompts_status_dir, settings.prompts_file, result.sha256, result.written_at)
+        views = consumer_views(settings.prompts_status_dir, path, result.sha256, result.written_at)
         all_applied, waited_ms = all(v.in_sync for v in views), 0.0
     response.headers["ETag"] = etag(result.sha256)
     return SaveOut(
@@ -211,7 +220,7 @@ async def _save(
         raise _conflict(e, metrics) from None
     except WriteError as e:
         raise _write_failed(e, metrics) from None
-    return await _finish(result, wait_ms, settings, metrics, "api", response)
+    return await _finish(result, wait_ms, settings, metrics, "api", response, editor.path)
 
 
 @router.put("", summary="Replace the prompts", responses=SAVE_RESPONSES, openapi_extra=DOCUMENT_BODY)
@@ -329,7 +338,7 @@ async def rollback(
         raise _write_failed(e, metrics) from None
     if result is None:
         raise ApiError(404, f"no revision {sha!r} in the history")
-    return await _finish(result, wait_ms, settings, metrics, "rollback", response)
+    return await _finish(result, wait_ms, settings, metrics, "rollback", response, editor.path)
 
 
 @router.patch(
@@ -370,4 +379,4 @@ async def patch_prompt(
         raise ApiError(409, str(e)) from None
     except WriteError as e:
         raise _write_failed(e, metrics) from None
-    return await _finish(result, wait_ms, settings, metrics, "patch", response)
+    return await _finish(result, wait_ms, settings, metrics, "patch", response, editor.path)

@@ -1,0 +1,308 @@
+"""``/api/labels``: every label's prompts, history, diff and rollback; labels compared; promotion.
+
+A label's endpoints are production's (``/api/prompts…``) under ``/api/labels/{label}/…``, with the same
+ETags, 412/413/422 and per-consumer results; ``/api/labels/production/…`` *is* ``/api/prompts…``.
+Promotion writes the source label's exact bytes over the target and needs the target's ETag in
+``If-Match`` (428 without): a change of the target made meanwhile is a 412, never overwritten.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import Path as PathParam
+from starlette.concurrency import run_in_threadpool
+
+from promptwatch import ConflictError, DocumentError, LabelError, WriteError
+from promptwatch.labels import LABEL_PATTERN, document_name
+
+from ...consumers import consumer_views
+from ...editor import PromptsEditor, SaveResult
+from ...history import key_changes, unified_diff
+from ...label_editors import LabelEditors, NoSuchLabel
+from ..deps import LabelEditorsDep, MetricsDep, OperatorDep, SettingsDep
+from ..label_schemas import LabelCreate, LabelList, LabelOut
+from ..problems import AUTH_RESPONSES, ApiError, responses
+from ..schemas import ConsumerOut, DiffOut, HistoryList, KeyChangeOut, SaveOut
+from . import prompts as single
+from .prompts import ETAG_HEADER, SAVE_RESPONSES, IfMatch, Message, WaitMs
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/labels", tags=["labels"], responses={**AUTH_RESPONSES, **responses(404, 422)})
+
+Label = Annotated[
+    str, PathParam(max_length=64, description=f"A label name ({LABEL_PATTERN}); `production` is PROMPTS_PATH")
+]
+
+
+async def _editor(labels: LabelEditors, label: str, *, create: bool = False) -> PromptsEditor:
+    """The label's editor (its first use opens its history and starts its watcher, in a worker thread)."""
+    try:
+        return await run_in_threadpool(labels.get, label, create=create)
+    except NoSuchLabel as e:
+        raise ApiError(404, str(e)) from None
+    except LabelError as e:
+        raise ApiError(422, str(e)) from None
+
+
+@router.get("", summary="Every label, its version and the processes running it", response_model=LabelList)
+async def list_labels(labels: LabelEditorsDep, settings: SettingsDep, _operator: OperatorDep) -> LabelList:
+    def collect() -> LabelList:
+        items: list[LabelOut] = []
+        for state in labels.states():
+            lf = state.file
+            views = consumer_views(settings.prompts_status_dir, lf.path, lf.sha256)
+            in_sync = sum(v.in_sync for v in views)
+            items.append(
+                LabelOut(
+                    label=lf.label,
+                    document=document_name(lf.label),
+                    file=lf.path.name,
+                    sha256=lf.sha256,
+                    size=lf.size,
+                    mtime=lf.mtime,
+                    valid=state.error is None,
+                    error=state.error,
+                    consumers=[ConsumerOut.of(v) for v in views],
+                    in_sync=in_sync,
+                    out_of_sync=len(views) - in_sync,
+                )
+            )
+        return LabelList(items=items)
+
+    return await run_in_threadpool(collect)
+
+
+async def _promote(
+    dst: str,
+    src: str,
+    if_match: str | None,
+    *,
+    labels: LabelEditors,
+    operator_name: str,
+    origin: str,
+    metrics: MetricsDep,
+    create: bool,
+    message: str | None = None,
+) -> tuple[PromptsEditor, SaveResult]:
+    await _editor(labels, src)  # 404 for a source label without a file
+    editor = await _editor(labels, dst, create=create)
+    try:
+        result = await run_in_threadpool(
+            editor.promote_from, src, if_match=if_match, author=operator_name, origin=origin, message=message
+        )
+    except ConflictError as e:
+        if create:
+            raise ApiError(409, f"label {dst!r} exists already", current_sha256=e.current) from None
+        raise single._conflict(e, metrics) from None
+    except DocumentError as e:
+        raise ApiError(422, f"label {src!r} is not valid prompts: {e}") from None
+    except LabelError as e:
+        raise ApiError(409, str(e)) from None
+    except WriteError as e:
+        raise single._write_failed(e, metrics) from None
+    return editor, result
+
+
+@router.post(
+    "",
+    summary="Create a label as a copy of another",
+    status_code=201,
+    responses={201: {"description": "Created", "headers": ETAG_HEADER}, **responses(404, 409, 422)},
+)
+async def create_label(
+    body: LabelCreate,
+    response: Response,
+    labels: LabelEditorsDep,
+    operator: OperatorDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    wait_ms: WaitMs = 0,
+) -> SaveOut:
+    """Writes the source label's bytes as the new label; 409 when the label exists already."""
+    editor, result = await _promote(
+        body.label,
+        body.from_label,
+        "",  # the new label's file must not exist yet
+        labels=labels,
+        operator_name=operator.name,
+        origin="copy",
+        metrics=metrics,
+        create=True,
+        message=f"new label, a copy of {body.from_label}",
+    )
+    response.headers["Location"] = f"/api/labels/{body.label}/prompts"
+    return await single._finish(result, wait_ms, settings, metrics, "copy", response, editor.path)
+
+
+@router.get(
+    "/compare",
+    summary="Differences between two labels as they are now",
+    response_model=DiffOut,
+    responses=responses(404, 409, 422),
+)
+async def compare_labels(
+    labels: LabelEditorsDep,
+    _operator: OperatorDep,
+    from_label: Annotated[str, Query(alias="from", max_length=64, description="e.g. production")],
+    to_label: Annotated[str, Query(alias="to", max_length=64, description="e.g. staging")],
+) -> DiffOut:
+    """What promoting ``to`` onto ``from`` would change, prompt by prompt and as a unified diff."""
+    old_editor = await _editor(labels, from_label)
+    new_editor = await _editor(labels, to_label)
+    old, new = await run_in_threadpool(old_editor.read), await run_in_threadpool(new_editor.read)
+    for name, state in ((from_label, old), (to_label, new)):
+        if state.data is None or state.sha256 is None:
+            raise ApiError(404, f"label {name!r} has no file")
+        if state.prompts is None:
+            raise ApiError(409, f"label {name!r} is not valid prompts on disk: {state.error}")
+    assert old.data is not None and new.data is not None and old.sha256 is not None and new.sha256 is not None
+    return DiffOut(
+        from_sha256=old.sha256,
+        to_sha256=new.sha256,
+        changes=[KeyChangeOut(**c.__dict__) for c in key_changes(old.data, new.data)],
+        unified=unified_diff(old.data, new.data, f"{from_label} {old.sha256[:12]}", f"{to_label} {new.sha256[:12]}"),
+    )
+
+
+@router.get(
+    "/{label}/prompts",
+    summary="A label's prompts document",
+    response_model=None,
+    responses={
+        200: {"description": "The document as on disk", "headers": ETAG_HEADER},
+        304: {"description": "Unchanged since the ETag in If-None-Match", "headers": ETAG_HEADER},
+        **responses(404, 409, 422),
+    },
+)
+async def get_label_prompts(
+    label: Label,
+    labels: LabelEditorsDep,
+    operator: OperatorDep,
+    if_none_match: Annotated[str | None, Header(description="An ETag you have: 304 when still current")] = None,
+) -> Response:
+    """As ``GET /api/prompts``, for ``label``."""
+    editor = await _editor(labels, label)
+    return await single.get_prompts(editor=editor, _operator=operator, if_none_match=if_none_match)
+
+
+@router.put("/{label}/prompts", summary="Replace a label's prompts", responses=SAVE_RESPONSES)
+async def put_label_prompts(
+    label: Label,
+    request: Request,
+    response: Response,
+    labels: LabelEditorsDep,
+    operator: OperatorDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    wait_ms: WaitMs = 0,
+    message: Message = "",
+    if_match: IfMatch = None,
+) -> SaveOut:
+    """As ``PUT /api/prompts``, for ``label`` (a label without a file yet is created)."""
+    editor = await _editor(labels, label, create=True)
+    return await single._save(request, response, editor, operator, settings, metrics, wait_ms, message, if_match)
+
+
+@router.get("/{label}/history", summary="A label's revisions, newest first", response_model=HistoryList)
+async def label_history(
+    label: Label,
+    labels: LabelEditorsDep,
+    operator: OperatorDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> HistoryList:
+    editor = await _editor(labels, label)
+    return await single.list_history(editor=editor, _operator=operator, limit=limit, offset=offset)
+
+
+@router.get(
+    "/{label}/history/{sha}",
+    summary="The content of one of a label's revisions",
+    response_model=None,
+    responses={200: {"description": "The document of that revision", "headers": ETAG_HEADER}, **responses(404)},
+)
+async def label_revision(label: Label, sha: str, labels: LabelEditorsDep, operator: OperatorDep) -> Response:
+    editor = await _editor(labels, label)
+    return await single.get_revision(sha, editor=editor, _operator=operator)
+
+
+@router.get(
+    "/{label}/diff", summary="Differences between two of a label's revisions", response_model=DiffOut,
+    responses=responses(404),
+)  # fmt: skip
+async def label_diff(
+    label: Label,
+    labels: LabelEditorsDep,
+    operator: OperatorDep,
+    from_sha: Annotated[str, Query(alias="from", description="A revision's sha256 (or 7+ leading hex digits)")],
+    to_sha: Annotated[str | None, Query(alias="to", description="Another revision; default: the file on disk")] = None,
+) -> DiffOut:
+    editor = await _editor(labels, label)
+    return await single.diff(editor=editor, _operator=operator, from_sha=from_sha, to_sha=to_sha)
+
+
+@router.post(
+    "/{label}/rollback/{sha}",
+    summary="Write one of a label's older revisions as a new one",
+    responses={200: {"description": "Written", "headers": ETAG_HEADER}, **responses(404, 412, 413, 422)},
+)
+async def label_rollback(
+    label: Label,
+    sha: str,
+    response: Response,
+    labels: LabelEditorsDep,
+    operator: OperatorDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    wait_ms: WaitMs = 0,
+    if_match: IfMatch = None,
+) -> SaveOut:
+    editor = await _editor(labels, label)
+    return await single.rollback(
+        sha,
+        response=response,
+        editor=editor,
+        operator=operator,
+        settings=settings,
+        metrics=metrics,
+        wait_ms=wait_ms,
+        if_match=if_match,
+    )
+
+
+@router.post(
+    "/{label}/promote",
+    summary="Write another label's exact bytes as this label",
+    responses={
+        200: {"description": "Promoted; per-consumer results", "headers": ETAG_HEADER},
+        428: {"description": "If-Match (this label's ETag) is required"},
+        **responses(404, 409, 412, 422),
+    },
+)
+async def promote_label(
+    label: Label,
+    response: Response,
+    labels: LabelEditorsDep,
+    operator: OperatorDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    from_label: Annotated[str, Query(alias="from", max_length=64, description="The label to promote, e.g. staging")],
+    if_match: Annotated[
+        str | None, Header(description="This (the target) label's ETag as read; a change since is a 412")
+    ] = None,
+    wait_ms: WaitMs = 0,
+) -> SaveOut:
+    """Recorded in this label's history as a promotion from ``from`` at its sha256."""
+    if if_match is None:
+        raise ApiError(428, f"promoting onto {label!r} needs If-Match: the ETag of {label!r} you reviewed")
+    editor = await _editor(labels, label)
+    current = (await run_in_threadpool(editor.read)).sha256
+    condition = single._condition(if_match, current)
+    editor, result = await _promote(
+        label, from_label, condition, labels=labels, operator_name=operator.name, origin="promote", metrics=metrics,
+        create=False,
+    )  # fmt: skip
+    return await single._finish(result, wait_ms, settings, metrics, "promote", response, editor.path)
