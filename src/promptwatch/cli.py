@@ -28,7 +28,7 @@ from .atomic import read_bytes, write_document
 from .errors import PromptwatchError
 from .etag import normalize_sha
 from .history import history_file
-from .labels import document_name, list_labels
+from .labels import PRODUCTION, document_name, label_of, list_labels
 from .logs import setup_logging
 from .promotion import Promotion, promote, record_promotion
 from .schema import parse_document, sha256_hex
@@ -180,8 +180,10 @@ def _watch_loop(
 ) -> int:
     interval = (args.interval_ms if args.interval_ms is not None else settings.prompts_reload_interval_ms) / 1000
     try:
+        path = Path(os.path.abspath(_file_arg(args, settings)))
+        label = label_of(settings.prompts_file, path) or PRODUCTION  # a label file beside PROMPTS_PATH says so
         prompts = HotPrompts.from_settings(
-            settings, service=args.service, path=_file_arg(args, settings), mode=args.mode, interval=interval
+            settings, service=args.service, path=path, mode=args.mode, interval=interval, label=label
         )
     except PromptwatchError as e:
         _err(str(e))

@@ -364,7 +364,8 @@ class StasisService:
         handlers = self._install_signals()
         ari_task = asyncio.ensure_future(self.ari.run())
         watchdog = self._start_watchdog()
-        self._spawn(self._presynthesize(self.prompts.current))
+        for snapshot in self.labels.pin().values():  # production and the split's labels
+            self._spawn(self._presynthesize(snapshot))
         housekeeping = asyncio.ensure_future(self._housekeeping())
         notify("READY=1")
         self._update_status()

@@ -6,10 +6,12 @@ import json
 import os
 from pathlib import Path
 
-from promptwatch import PRODUCTION, HotPrompts, sha256_hex
+from promptwatch import PRODUCTION, HotPrompts, read_statuses, sha256_hex
 from promptwatch.history import HistoryStore, history_file
+from tests.util import wait_until
 
-from .helpers import assert_no_temp_files, make_doc, run_cli
+from .conftest import ProcessFactory
+from .helpers import PROMPTWATCH, assert_no_temp_files, make_doc, run_cli
 
 
 def _env(prod: Path, state: Path, status_dir: Path) -> dict[str, str]:
@@ -109,3 +111,15 @@ def test_labels_lists_sha_size_mtime_and_consumers(tmp_path: Path, status_dir: P
         assert f"bot-under-test pid={os.getpid()}" in lines[1]
     finally:
         hot.close()
+
+
+def test_watch_of_a_label_file_reports_that_label(tmp_path: Path, status_dir: Path, spawn: ProcessFactory) -> None:
+    prod = tmp_path / "prompts.json"
+    prod.write_bytes(make_doc("p1"))
+    staging = tmp_path / "prompts.staging.json"
+    staging.write_bytes(make_doc("s1"))
+    child = spawn(PROMPTWATCH, "watch", staging, "--json", "--service", "w", env=_env(prod, tmp_path / "s", status_dir))
+    assert json.loads(child.line())["sha256"] == sha256_hex(make_doc("s1"))
+    entries = wait_until(lambda: read_statuses(status_dir, path=staging))
+    assert [(e.service, e.label) for e in entries] == [("w", "staging")]
+    assert (status_dir / f"w.{child.pid}.staging.json").exists()
