@@ -412,6 +412,4 @@ def test_an_expected_consumer_that_is_not_running_is_missing(
     assert client.get("/api/status").json()["missing"] == []
     bot.proc.terminate()
     bot.proc.wait(timeout=15)
-    wait_until(
-        lambda: client.get("/api/status").json()["missing"] == ["metrotech-bot"], timeout=10, message="bot gone"
-    )
+    wait_until(lambda: client.get("/api/status").json()["missing"] == ["metrotech-bot"], timeout=10, message="bot gone")
