@@ -81,7 +81,8 @@ def check_interval_ms(value: int) -> int:
 def settings_error(e: ValidationError) -> StartupError:
     """One message naming every bad variable: ``invalid settings: ARI_URL: must be an http:// …``."""
     problems = "; ".join(
-        f"{'_'.join(str(part) for part in err['loc']).upper() or 'settings'}: {err['msg'].removeprefix('Value error, ')}"
+        f"{'_'.join(str(part) for part in err['loc']).upper() or 'settings'}: "
+        + err["msg"].removeprefix("Value error, ")
         for err in e.errors(include_url=False)
     )
     return StartupError(f"invalid settings: {problems}")
