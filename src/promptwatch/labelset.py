@@ -14,6 +14,8 @@ runs for each label it has loaded).
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -77,8 +79,14 @@ class LabelSet:
             hot = self._hot.get(label)
             if hot is not None:
                 return hot
-            if not path.exists():
-                raise LabelError(f"no label {label!r}: {path} does not exist")
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                raise LabelError(f"no label {label!r}: {path} does not exist") from None
+            except OSError as e:
+                raise LabelError(f"label {label!r}: cannot read {path}: {e.strerror or e}") from e
+            if not stat.S_ISREG(st.st_mode):  # a FIFO planted under a label's name must not hang a reader
+                raise LabelError(f"label {label!r}: {path} is not a regular file")
             try:
                 hot = self._factory(path, label)
             except StartupError as e:

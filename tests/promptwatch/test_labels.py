@@ -151,6 +151,9 @@ def test_unknown_and_invalid_labels(tmp_path: Path, labels: Any) -> None:
         ls.get("../prompts")
     with pytest.raises(Exception, match="label 'broken'"):
         ls.get("broken")
+    os.mkfifo(tmp_path / "prompts.fifo.json")
+    with pytest.raises(LabelError, match="not a regular file"):
+        ls.get("fifo")
     assert set(ls.loaded()) == {PRODUCTION}
 
 
