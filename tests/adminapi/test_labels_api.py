@@ -57,19 +57,19 @@ def test_create_a_label_as_a_copy_edit_it_and_keep_its_own_history(
     assert r.status_code == 201, r.text
     staging = prompts_file.with_name("prompts.staging.json")
     assert staging.read_bytes() == production
-    assert r.headers["Location"] == "/api/labels/staging/prompts"
+    assert r.headers["Location"] == "/api/prompts?label=staging"
     assert r.json()["revision"]["origin"] == "copy"
     assert client.post("/api/labels", json={"label": "staging", "from": "production"}).status_code == 409
     assert client.post("/api/labels", json={"label": "Bad!", "from": "production"}).status_code == 422
     assert client.post("/api/labels", json={"label": "other", "from": "ghost"}).status_code == 404
 
     bot = label_consumer(staging, "metrotech-bot")
-    got = client.get("/api/labels/staging/prompts")
+    got = client.get("/api/prompts", params={"label": "staging"})
     assert got.headers["ETag"] == etag(production)
     edited = {**orjson.loads(production), "greeting": "Тестовое приветствие"}
-    stale = client.put("/api/labels/staging/prompts", json=edited, headers={"If-Match": '"' + "0" * 64 + '"'})
+    stale = client.put("/api/prompts?label=staging", json=edited, headers={"If-Match": '"' + "0" * 64 + '"'})
     assert stale.status_code == 412
-    r = client.put("/api/labels/staging/prompts?wait_ms=5000", json=edited, headers={"If-Match": got.headers["ETag"]})
+    r = client.put("/api/prompts?label=staging&wait_ms=5000", json=edited, headers={"If-Match": got.headers["ETag"]})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["all_applied"] is True
@@ -81,24 +81,24 @@ def test_create_a_label_as_a_copy_edit_it_and_keep_its_own_history(
     assert orjson.loads(staging.read_bytes())["greeting"] == "Тестовое приветствие"
     assert prompts_file.read_bytes() == production  # production untouched
 
-    history = client.get("/api/labels/staging/history").json()["items"]
+    history = client.get("/api/prompts/history", params={"label": "staging"}).json()["items"]
     assert [h["origin"] for h in history] == ["api", "copy"]
     assert [h["origin"] for h in client.get("/api/prompts/history").json()["items"]] == ["file"]
     # a hand edit of the label file becomes a revision of that label by `file`
     staging.write_bytes(staging.read_bytes().replace("Тестовое".encode(), "Ручное".encode()))
     wait_until(
-        lambda: client.get("/api/labels/staging/history").json()["items"][0]["author"] == "file",
+        lambda: client.get("/api/prompts/history", params={"label": "staging"}).json()["items"][0]["author"] == "file",
         timeout=10,
         message="the hand edit is in staging's history",
     )
     # diff and rollback per label
     first = history[-1]["sha256"]
-    d = client.get("/api/labels/staging/diff", params={"from": first}).json()
+    d = client.get("/api/prompts/diff", params={"from": first, "label": "staging"}).json()
     assert [(c["key"], c["after"]) for c in d["changes"]] == [("greeting", "Ручное приветствие")]
-    r = client.post(f"/api/labels/staging/rollback/{first}", headers={"If-Match": etag(staging.read_bytes())})
+    r = client.post(f"/api/prompts/rollback/{first}?label=staging", headers={"If-Match": etag(staging.read_bytes())})
     assert r.status_code == 200, r.text
     assert staging.read_bytes() == production
-    assert client.get(f"/api/labels/staging/history/{first[:10]}").content == production
+    assert client.get(f"/api/prompts/history/{first[:10]}", params={"label": "staging"}).content == production
 
     labels = client.get("/api/labels").json()["items"]
     assert [(x["label"], x["file"], x["document"]) for x in labels] == [
@@ -115,15 +115,15 @@ def test_create_a_label_as_a_copy_edit_it_and_keep_its_own_history(
 
 
 def test_unknown_and_malformed_labels(client: httpx.Client, prompts_file: Path) -> None:
-    assert client.get("/api/labels/ghost/prompts").status_code == 404
-    r = client.get("/api/labels/Bad!/prompts")
+    assert client.get("/api/prompts", params={"label": "ghost"}).status_code == 404
+    r = client.get("/api/prompts", params={"label": "Bad!"})
     assert r.status_code == 422 and "invalid label" in r.json()["detail"]
     os.mkfifo(prompts_file.with_name("prompts.fifo.json"))  # never opened for a blocking read
-    assert client.get("/api/labels/fifo/prompts").status_code == 422
+    assert client.get("/api/prompts", params={"label": "fifo"}).status_code == 422
     assert [x["label"] for x in client.get("/api/labels").json()["items"]] == ["production"]
     # saving a whole document under a new name creates the label
     doc = orjson.loads(prompts_file.read_bytes())
-    assert client.put("/api/labels/short-greeting/prompts", json={**doc, "greeting": "Алло!"}).status_code == 200
+    assert client.put("/api/prompts?label=short-greeting", json={**doc, "greeting": "Алло!"}).status_code == 200
     assert prompts_file.with_name("prompts.short-greeting.json").exists()
 
 
@@ -275,15 +275,25 @@ def test_outcomes_per_label_and_version_with_intervals(served: Served) -> None:
 
 def test_openapi_documents_the_label_endpoints(client: httpx.Client) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    for path in (
-        "/api/labels",
-        "/api/labels/compare",
-        "/api/labels/{label}/prompts",
-        "/api/labels/{label}/history",
-        "/api/labels/{label}/diff",
-        "/api/labels/{label}/rollback/{sha}",
-        "/api/labels/{label}/promote",
-        "/api/outcomes",
-    ):
+    for path in ("/api/labels", "/api/labels/compare", "/api/labels/{label}/promote", "/api/outcomes"):
         assert path in paths, path
+    for path, method in (
+        ("/api/prompts", "get"),
+        ("/api/prompts", "put"),
+        ("/api/prompts/history", "get"),
+        ("/api/prompts/diff", "get"),
+        ("/api/prompts/rollback/{sha}", "post"),
+        ("/api/status", "get"),
+    ):
+        assert "label" in {p["name"] for p in paths[path][method]["parameters"]}, (path, method)  # fmt: skip
     assert "428" in paths["/api/labels/{label}/promote"]["post"]["responses"]
+
+
+def test_status_per_label(client: httpx.Client, prompts_file: Path, label_consumer: Callable[[Path, str], Any]) -> None:
+    staging = prompts_file.with_name("prompts.staging.json")
+    staging.write_bytes(prompts_file.read_bytes().replace("Метротех".encode(), "Тест".encode()))
+    bot = label_consumer(staging, "metrotech-bot")
+    body = client.get("/api/status", params={"label": "staging"}).json()
+    assert body["path"] == str(staging) and body["sha256"] == sha256_hex(staging.read_bytes())
+    assert ("metrotech-bot", bot.pid, True) in {(c["service"], c["pid"], c["in_sync"]) for c in body["consumers"]}
+    assert bot.pid not in {c["pid"] for c in client.get("/api/status").json()["consumers"]}

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
+from promptwatch import LabelError
+from promptwatch.labels import PRODUCTION
 from stasis.calllog import CallLog
 
 from ..auth import Operator, TokenSet
 from ..editor import PromptsEditor
 from ..knowledge import KbStore
-from ..label_editors import LabelEditors
+from ..label_editors import LabelEditors, NoSuchLabel
 from ..metrics import AdminMetrics
 from ..settings import AdminSettings
 from .problems import ApiError
@@ -59,18 +62,38 @@ async def require_operator(
     return operator
 
 
-async def get_editor(request: Request) -> PromptsEditor:
-    editor = getattr(request.app.state, "editor", None)
-    if not isinstance(editor, PromptsEditor):
-        raise ApiError(503, "the prompts editor is not available (the app is starting or stopping)")
-    return editor
-
-
 async def get_label_editors(request: Request) -> LabelEditors:
     labels = getattr(request.app.state, "labels", None)
     if not isinstance(labels, LabelEditors):
         raise ApiError(503, "the label editors are not available (the app is starting or stopping)")
     return labels
+
+
+async def get_editor(
+    request: Request,
+    label: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="The prompts label (`staging`: prompts.staging.json); default production (PROMPTS_PATH)",
+        ),
+    ] = None,
+) -> PromptsEditor:
+    """Production's editor, or with ``?label=`` that label's (its first use opens its history and starts
+    its watcher, in a worker thread).  A whole-document save creates a label that has no file yet."""
+    editor = getattr(request.app.state, "editor", None)
+    if not isinstance(editor, PromptsEditor):
+        raise ApiError(503, "the prompts editor is not available (the app is starting or stopping)")
+    if label is None or label == PRODUCTION:
+        return editor
+    labels = await get_label_editors(request)
+    create = request.method == "PUT" or (request.method == "POST" and request.url.path.rstrip("/") == "/api/prompts")
+    try:
+        return await run_in_threadpool(labels.get, label, create=create)
+    except NoSuchLabel as e:
+        raise ApiError(404, str(e)) from None
+    except LabelError as e:
+        raise ApiError(422, str(e)) from None
 
 
 async def get_kb(request: Request) -> KbStore:

@@ -1,7 +1,9 @@
-"""``/api/labels``: every label's prompts, history, diff and rollback; labels compared; promotion.
+"""``/api/labels``: the labels on disk, a new label as a copy, two labels compared, promotion.
 
-A label's endpoints are production's (``/api/prompts…``) under ``/api/labels/{label}/…``, with the same
-ETags, 412/413/422 and per-consumer results; ``/api/labels/production/…`` *is* ``/api/prompts…``.
+A label's document, history, diff and rollback are production's endpoints with ``?label=``
+(``/api/prompts?label=staging``, ``/api/prompts/history?label=staging``…): the same ETags,
+412/413/422 and per-consumer results (see :func:`adminapi.api.deps.get_editor`).
+
 Promotion writes the source label's exact bytes over the target and needs the target's ETag in
 ``If-Match`` (428 without): a change of the target made meanwhile is a 412, never overwritten.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi import Path as PathParam
 from starlette.concurrency import run_in_threadpool
 
@@ -24,9 +26,9 @@ from ...label_editors import LabelEditors, NoSuchLabel
 from ..deps import LabelEditorsDep, MetricsDep, OperatorDep, SettingsDep
 from ..label_schemas import LabelCreate, LabelList, LabelOut
 from ..problems import AUTH_RESPONSES, ApiError, responses
-from ..schemas import ConsumerOut, DiffOut, HistoryList, KeyChangeOut, SaveOut
+from ..schemas import ConsumerOut, DiffOut, KeyChangeOut, SaveOut
 from . import prompts as single
-from .prompts import ETAG_HEADER, SAVE_RESPONSES, IfMatch, Message, WaitMs
+from .prompts import ETAG_HEADER, WaitMs
 
 __all__ = ["router"]
 
@@ -133,7 +135,7 @@ async def create_label(
         create=True,
         message=f"new label, a copy of {body.from_label}",
     )
-    response.headers["Location"] = f"/api/labels/{body.label}/prompts"
+    response.headers["Location"] = f"/api/prompts?label={body.label}"
     return await single._finish(result, wait_ms, settings, metrics, "copy", response, editor.path)
 
 
@@ -164,112 +166,6 @@ async def compare_labels(
         to_sha256=new.sha256,
         changes=[KeyChangeOut(**c.__dict__) for c in key_changes(old.data, new.data)],
         unified=unified_diff(old.data, new.data, f"{from_label} {old.sha256[:12]}", f"{to_label} {new.sha256[:12]}"),
-    )
-
-
-@router.get(
-    "/{label}/prompts",
-    summary="A label's prompts document",
-    response_model=None,
-    responses={
-        200: {"description": "The document as on disk", "headers": ETAG_HEADER},
-        304: {"description": "Unchanged since the ETag in If-None-Match", "headers": ETAG_HEADER},
-        **responses(404, 409, 422),
-    },
-)
-async def get_label_prompts(
-    label: Label,
-    labels: LabelEditorsDep,
-    operator: OperatorDep,
-    if_none_match: Annotated[str | None, Header(description="An ETag you have: 304 when still current")] = None,
-) -> Response:
-    """As ``GET /api/prompts``, for ``label``."""
-    editor = await _editor(labels, label)
-    return await single.get_prompts(editor=editor, _operator=operator, if_none_match=if_none_match)
-
-
-@router.put("/{label}/prompts", summary="Replace a label's prompts", responses=SAVE_RESPONSES)
-async def put_label_prompts(
-    label: Label,
-    request: Request,
-    response: Response,
-    labels: LabelEditorsDep,
-    operator: OperatorDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    wait_ms: WaitMs = 0,
-    message: Message = "",
-    if_match: IfMatch = None,
-) -> SaveOut:
-    """As ``PUT /api/prompts``, for ``label`` (a label without a file yet is created)."""
-    editor = await _editor(labels, label, create=True)
-    return await single._save(request, response, editor, operator, settings, metrics, wait_ms, message, if_match)
-
-
-@router.get("/{label}/history", summary="A label's revisions, newest first", response_model=HistoryList)
-async def label_history(
-    label: Label,
-    labels: LabelEditorsDep,
-    operator: OperatorDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> HistoryList:
-    editor = await _editor(labels, label)
-    return await single.list_history(editor=editor, _operator=operator, limit=limit, offset=offset)
-
-
-@router.get(
-    "/{label}/history/{sha}",
-    summary="The content of one of a label's revisions",
-    response_model=None,
-    responses={200: {"description": "The document of that revision", "headers": ETAG_HEADER}, **responses(404)},
-)
-async def label_revision(label: Label, sha: str, labels: LabelEditorsDep, operator: OperatorDep) -> Response:
-    editor = await _editor(labels, label)
-    return await single.get_revision(sha, editor=editor, _operator=operator)
-
-
-@router.get(
-    "/{label}/diff", summary="Differences between two of a label's revisions", response_model=DiffOut,
-    responses=responses(404),
-)  # fmt: skip
-async def label_diff(
-    label: Label,
-    labels: LabelEditorsDep,
-    operator: OperatorDep,
-    from_sha: Annotated[str, Query(alias="from", description="A revision's sha256 (or 7+ leading hex digits)")],
-    to_sha: Annotated[str | None, Query(alias="to", description="Another revision; default: the file on disk")] = None,
-) -> DiffOut:
-    editor = await _editor(labels, label)
-    return await single.diff(editor=editor, _operator=operator, from_sha=from_sha, to_sha=to_sha)
-
-
-@router.post(
-    "/{label}/rollback/{sha}",
-    summary="Write one of a label's older revisions as a new one",
-    responses={200: {"description": "Written", "headers": ETAG_HEADER}, **responses(404, 412, 413, 422)},
-)
-async def label_rollback(
-    label: Label,
-    sha: str,
-    response: Response,
-    labels: LabelEditorsDep,
-    operator: OperatorDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    wait_ms: WaitMs = 0,
-    if_match: IfMatch = None,
-) -> SaveOut:
-    editor = await _editor(labels, label)
-    return await single.rollback(
-        sha,
-        response=response,
-        editor=editor,
-        operator=operator,
-        settings=settings,
-        metrics=metrics,
-        wait_ms=wait_ms,
-        if_match=if_match,
     )
 
 

@@ -22,7 +22,7 @@ __all__ = ["etag", "parse_etags", "router"]
 
 logger = logging.getLogger("adminapi.prompts")
 
-router = APIRouter(prefix="/api/prompts", tags=["prompts"], responses=AUTH_RESPONSES)
+router = APIRouter(prefix="/api/prompts", tags=["prompts"], responses={**AUTH_RESPONSES, **responses(404, 422)})
 
 PROMPTS_SCHEMA_REF = {"$ref": "#/components/schemas/Prompts"}
 DOCUMENT_BODY: dict[str, Any] = {

@@ -6,18 +6,18 @@ from fastapi import APIRouter
 
 from ...consumers import consumer_views, missing_services
 from ..deps import EditorDep, OperatorDep, SettingsDep
-from ..problems import AUTH_RESPONSES
+from ..problems import AUTH_RESPONSES, responses
 from ..schemas import ConsumerOut, StatusOut
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/status", tags=["status"], responses=AUTH_RESPONSES)
+router = APIRouter(prefix="/api/status", tags=["status"], responses={**AUTH_RESPONSES, **responses(404, 422)})
 
 
 @router.get("", summary="Which process runs which prompts", response_model=StatusOut)
 async def get_status(editor: EditorDep, settings: SettingsDep, _operator: OperatorDep) -> StatusOut:
     state = editor.read()
-    views = consumer_views(settings.prompts_status_dir, settings.prompts_file, state.sha256)
+    views = consumer_views(settings.prompts_status_dir, editor.path, state.sha256)  # ?label= selects the file
     in_sync = sum(v.in_sync for v in views)
     missing = missing_services(settings.expected_consumers, views)
     return StatusOut(
