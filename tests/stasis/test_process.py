@@ -165,6 +165,9 @@ def test_ready_status_watchdog_reload_and_stop(
         assert notify_socket.lifecycle() == ["READY=1", reloading, "READY=1", "STOPPING=1"]
         assert ari.channels[ch].hung_up_by == "app"
         assert len(ari.channels[ch].played) >= 2  # greeting, goodbye
+        # the recording in progress was canceled first, else Asterisk plays the goodbye only after it
+        assert [r[3] for r in ari.requests if r[0] == "DELETE" and r[1].startswith("/recordings/live/")] == [204]
+        assert ari.channels[ch].played[-1].state == "done" and not ari.channels[ch].played[-1].stopped
         log = CallLog(tmp_path / "calls.sqlite3", readonly=True)
         try:
             detail = log.get_call(ch)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ChannelGone
+from ..errors import AriError, ChannelGone, RecordingUnavailable
 from .events import ConnectionState, EventStream
 from .rest import AriRest
 
@@ -121,15 +121,32 @@ class AriClient:
             pass
 
     async def record(self, channel_id: str, *, max_seconds: int, max_silence: int) -> Recording:
-        """Start recording the caller (``#`` ends it); the :class:`Recording` resolves when done."""
+        """Start recording the caller (``#`` ends it); the :class:`Recording` resolves when done.
+
+        A 500 is :class:`RecordingUnavailable`: Asterisk answers so when it cannot create the file
+        (its spool directory has no ``recording/``)."""
         recording = Recording(self.new_id("utt"), channel_id)
         self._recordings[recording.name] = recording
         try:
             await self.rest.record(channel_id, recording.name, max_seconds=max_seconds, max_silence=max_silence)
+        except AriError as e:
+            self._recordings.pop(recording.name, None)
+            if type(e) is AriError and e.status == 500:
+                raise RecordingUnavailable(e.method, e.path, e.status, e.message) from e
+            raise
         except BaseException:
             self._recordings.pop(recording.name, None)
             raise
         return recording
+
+    async def cancel_recording(self, recording: Recording) -> None:
+        """Stop a recording and discard what it recorded; already finished is fine."""
+        if recording.finished.done():
+            return
+        try:
+            await self.rest.cancel_recording(recording.name)
+        except ChannelGone:
+            pass
 
     # -- event dispatch
 
