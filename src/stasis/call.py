@@ -129,6 +129,7 @@ class CallFlow:
                 caller_name=self.line.caller_name,
                 started_at=self.started_at,
                 prompts_sha256=self.snapshot.sha256,
+                console=self.line.console,
             )
 
     async def run(self) -> str:

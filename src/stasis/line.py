@@ -68,6 +68,8 @@ class Line(ABC):
     call_id: str
     caller_number: str = ""
     caller_name: str = ""
+    console: bool = False
+    """A call made in ``stasis console`` (marked so in the call log), not by a caller on Asterisk."""
 
     def __init__(self) -> None:
         self.hungup = asyncio.Event()
