@@ -319,6 +319,11 @@ class CallFlow:
             await self.line.hangup()
         except CallHungUp:
             pass
+        except asyncio.CancelledError:
+            self._log("ending: service stopping")
+            await self._end_politely()
+            self._finish("shutdown")
+            raise
         except Exception as e:
             self._log("busy phrase failed: %s: %s", type(e).__name__, e, level=logging.WARNING)
             await self._end_politely()

@@ -252,3 +252,20 @@ async def test_a_playback_that_never_gets_its_turn_is_given_up(
         await client.rest.stop_playback("someone-else")
         await asyncio.to_thread(wait_for, lambda: ours.state == "done", 5)
         assert ours.started_at is None
+
+
+@pytest.mark.usefixtures("short_greeting")
+def test_shutdown_during_the_busy_phrase_stops_it_says_goodbye_and_hangs_up(
+    ari: AriDouble, make_settings: Make, start_service: Start
+) -> None:
+    ari.time_scale = 1.0  # the busy phrase's first sentence plays 1.7 s
+    svc = start_service(make_settings(max_calls=1, call_grace_seconds=0))
+    first = ari.place_call("111")
+    wait_for(lambda: ari.channels[first].recording is not None, timeout=15, message="first call listening")
+    busy = ari.place_call("222")
+    phrase = "Извините, сейчас все линии заняты."
+    record = heard_for_a_while(svc, ari, busy, phrase)
+    assert svc.stop() == 0
+    assert record.stopped and ari.channels[busy].hung_up_by == "app"
+    assert texts(svc, ari, busy) == [phrase, GOODBYE]
+    assert logged(svc, busy).end_reason == "shutdown"
