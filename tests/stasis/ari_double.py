@@ -521,8 +521,6 @@ class AriDouble:
         self.marks.append((time.monotonic(), "play", channel.id))
         media = query.get("media", "")
         pid = query.get("playbackId") or f"pb-{next(self._ids)}"
-        if pid in self._playbacks:
-            return _error(409, f"Playback with id '{pid}' already exists")  # not recorded: a guess at the text
         record = PlayRecord(pid, media, self._media_duration(media))
         channel.played.append(record)
         self._playbacks[pid] = (channel, record)
@@ -584,8 +582,8 @@ class AriDouble:
 
     def _record(self, channel: FakeChannel, query: dict[str, str]) -> Response:
         name = query.get("name", "")
-        if not name or not query.get("format"):
-            return _error(400, "Error parsing request")
+        if not name:
+            return _error(400, "Recording name is required")
         if not self.recording_dir:
             # Asterisk cannot create the recording under astspooldir/recording/ (ENOENT): it logs
             # "Unrecognized recording error: No such file or directory" and answers 500
