@@ -111,8 +111,12 @@ class AriLine(Line):
         """Play ``media`` to the end; False when Asterisk could not play it (state ``failed``) or it
         did not end in time.  ``timeout`` counts from PlaybackStarted (the playback may have to wait
         for its turn, at most :data:`PLAYBACK_START_TIMEOUT`); then ``heard_as`` joins :attr:`said`."""
-        playback = await self._rest(self.ari.play(self.call_id, media))
-        self._playback = playback
+        playback = self._playback = self.ari.new_playback(self.call_id, media)  # stoppable from now on
+        try:
+            await self._rest(self.ari.start(playback))
+        except (AriError, CallHungUp):
+            self._playback = None  # refused: nothing to stop
+            raise
         waiting_for = "start"
         try:
             await self._outcome(playback.started, PLAYBACK_START_TIMEOUT)
@@ -211,12 +215,16 @@ class AriLine(Line):
         self._digits = digits
         started = time.monotonic()
         try:
-            recording = await self._rest(
-                self.ari.record(
-                    self.call_id, max_seconds=self.record_max_seconds, max_silence=self.record_silence_seconds
+            recording = self._recording = self.ari.new_recording(self.call_id)  # cancelable from now on
+            try:
+                await self._rest(
+                    self.ari.start_recording(
+                        recording, max_seconds=self.record_max_seconds, max_silence=self.record_silence_seconds
+                    )
                 )
-            )
-            self._recording = recording
+            except (AriError, CallHungUp):
+                self._recording = None  # refused: nothing to cancel
+                raise
             try:
                 result = await self._outcome(recording.finished, self.record_max_seconds + PLAYBACK_MARGIN)
             except TimeoutError:

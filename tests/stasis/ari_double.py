@@ -143,6 +143,8 @@ class AriDouble:
         self.speech_seconds = speech_seconds
         self.recording_dir = recording_dir
         """Whether ``recording/`` exists in Asterisk's spool directory (without it ``record`` answers 500)."""
+        self.answer_delay = 0.0
+        """Seconds each REST answer is held back after the request took effect (a loaded Asterisk)."""
         self.channels: dict[str, FakeChannel] = {}
         self.stored: dict[str, bytes] = {}
         self.requests: list[tuple[str, str, dict[str, str], int]] = []
@@ -390,6 +392,8 @@ class AriDouble:
         else:
             response = await self._route(request.method, path, query)
         self.requests.append((request.method, path, query, response.status_code))
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
         return response
 
     def _channel(self, channel_id: str) -> FakeChannel | None:

@@ -269,3 +269,20 @@ def test_shutdown_during_the_busy_phrase_stops_it_says_goodbye_and_hangs_up(
     assert record.stopped and ari.channels[busy].hung_up_by == "app"
     assert texts(svc, ari, busy) == [phrase, GOODBYE]
     assert logged(svc, busy).end_reason == "shutdown"
+
+
+async def test_a_playback_cancelled_before_its_answer_can_still_be_stopped(
+    ari: AriDouble, line_on_a_call: Callable[[], Any]
+) -> None:
+    async with line_on_a_call() as (client, line, ch):
+        ari.answer_delay = 2.0  # Asterisk has started the tone but is slow to answer the request
+        task = asyncio.ensure_future(line.play("tone:ring", timeout=5))
+        played = ari.channels[ch].played
+        tone = await asyncio.to_thread(wait_for, lambda: played and played[0].state == "playing" and played[0])
+        task.cancel()  # the call is cut short while the bot still waits for the 201
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        ari.answer_delay = 0.0
+        await line.interrupt()
+        assert tone.stopped
+        await asyncio.to_thread(wait_for, lambda: tone.state == "done", 5)
