@@ -14,7 +14,8 @@ Built to ``tests/stasis/data/asterisk-22-call-transcript.jsonl`` and its README 
 - a sound that does not exist (or a ``.wav`` that is not 8 kHz mono 16-bit, a ``.wav16`` that is
   not 16 kHz) plays as PlaybackStarted + PlaybackFinished ``failed``, after a 201;
 - ``tone:…`` plays until ``DELETE /ari/playbacks/{id}``;
-- recordings: 201 ``queued`` → RecordingStarted → RecordingFinished (``duration`` in seconds; silence
+- recordings: 201 ``queued`` → (an unanswered channel is answered first: ChannelStateChange) →
+  RecordingStarted → RecordingFinished (``duration`` in seconds; silence
   gives ``duration: 0`` and a 44-byte WAV); ``DELETE /ari/recordings/live/{name}`` cancels one (nothing
   stored), ``POST …/live/{name}/stop`` ends it early; ``GET …/stored/{name}/file``,
   ``DELETE …/stored/{name}``; with ``recording_dir=False`` (the spool has no ``recording/``) the record
@@ -631,6 +632,9 @@ class AriDouble:
 
     async def _run_recording(self, channel: FakeChannel, rec: LiveRecording, body: dict[str, Any]) -> None:
         try:
+            if channel.state != "Up":  # record_file answers the channel first (ast_auto_answer)
+                channel.state = "Up"
+                await self._emit("ChannelStateChange", channel=channel.json())
             channel.recording = rec
             rec.state = "recording"
             await self._emit("RecordingStarted", recording={**body, "state": "recording"})

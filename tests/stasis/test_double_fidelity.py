@@ -448,6 +448,21 @@ def test_a_recording_waits_for_the_playback_and_can_be_canceled(
     assert (response.status_code, response.json()) == (404, {"message": "Recording not found"})
 
 
+def test_recording_an_unanswered_channel_answers_it_first(
+    ari: AriDouble, events: EventSocket, rest: httpx.Client
+) -> None:
+    ch = ari.place_call()  # Ring
+    events.wait(lambda: any(e["type"] == "StasisStart" for e in events.events), "StasisStart")
+    params = {"name": "utt-1", "format": "wav", "terminateOn": "#"}
+    assert rest.post(f"/ari/channels/{ch}/record", params=params).status_code == 201
+    events.wait(lambda: any(e["type"] == "RecordingStarted" for e in events.events), "RecordingStarted")
+    assert rest.delete("/ari/recordings/live/utt-1").status_code == 204
+    settle(ari, events)
+    kinds = [e["type"] for e in events.events]
+    assert kinds == ["StasisStart", "ChannelStateChange", "RecordingStarted", "RecordingFinished"]
+    assert events.events[1]["channel"]["state"] == "Up"
+
+
 def test_record_answers_500_when_the_spool_has_no_recording_dir(
     ari: AriDouble, events: EventSocket, rest: httpx.Client
 ) -> None:
