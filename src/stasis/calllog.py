@@ -2,15 +2,22 @@
 
 SQLite in WAL mode, so the panel reads while the service writes.  One row per call, one per
 turn.  :class:`CallLogWriter` moves the writes onto a background thread: the call's audio path
-never waits for the disk.
+never waits for the disk.  ``stasis console`` writes its calls here too, marked ``console``.
 
-Schema::
+Schema (version 2)::
 
     calls(id TEXT PRIMARY KEY, caller_number, caller_name, started_at REAL, answered_at REAL,
           ended_at REAL, end_reason TEXT, prompts_sha256 TEXT, turn_count INTEGER,
-          label TEXT)                                          -- added columns: see ADDED_COLUMNS
+          console INTEGER,                                            -- added in version 2
+          label TEXT)                                                 -- added in version 3
     turns(call_id → calls.id, idx, started_at REAL, caller_text, bot_text,
           stt_ms REAL, llm_ms REAL, tts_ms REAL, error TEXT, PRIMARY KEY (call_id, idx))
+
+Migrations: the tables are created as version 1 had them, and every column added since is declared
+once in :data:`ADDED_COLUMNS`; a writer opening the database adds the ones it lacks (``ALTER TABLE …
+ADD COLUMN``, in one ``BEGIN IMMEDIATE`` transaction, so two processes opening an old log at once do
+not race), whether the database is new or from an older version.  A reader never alters the
+database: a column an older database lacks reads as its default.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +35,8 @@ from promptwatch.labels import PRODUCTION
 
 __all__ = [
     "ADDED_COLUMNS",
+    "SCHEMA_VERSION",
+    "AddedColumn",
     "CallDetail",
     "CallLog",
     "CallLogWriter",
@@ -39,14 +48,7 @@ __all__ = [
 
 logger = logging.getLogger("stasis.calllog")
 
-SCHEMA_VERSION = 2
-
-ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("calls", "label", "TEXT NOT NULL DEFAULT 'production'"),  # the prompts label the call ran on
-)
-"""Columns added after the first schema: ``(table, column, declaration)``.  A database made before
-is migrated by adding each missing one (idempotent, in any order); readers of an older database see
-the declared default."""
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     id             TEXT PRIMARY KEY,
@@ -76,6 +78,47 @@ CREATE TABLE IF NOT EXISTS turns (
 """
 
 
+@dataclass(frozen=True, slots=True)
+class AddedColumn:
+    """A column added to ``table`` after version 1: its SQL declaration, and how a value read
+    from SQLite becomes the Python value of the field of the same name."""
+
+    table: str
+    name: str
+    declaration: str
+    default: Any
+    decode: Callable[[Any], Any] = lambda value: value
+
+
+ADDED_COLUMNS: tuple[AddedColumn, ...] = (
+    AddedColumn("calls", "console", "INTEGER NOT NULL DEFAULT 0", False, bool),  # version 2
+    AddedColumn("calls", "label", f"TEXT NOT NULL DEFAULT '{PRODUCTION}'", PRODUCTION),  # version 3: the prompts label
+)
+"""Every column added since version 1, oldest first.  To add one: append it here (and the field
+to :class:`CallSummary` or :class:`Turn`), and raise :data:`SCHEMA_VERSION`."""
+
+
+def _sql_literal(value: Any) -> str:
+    """A column default as an SQL literal (for reading a database that lacks the column)."""
+    if isinstance(value, bool | int):
+        return str(int(value))
+    if value is None:
+        return "NULL"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _decode_row(table: str, row: sqlite3.Row, cls: type[Any]) -> dict[str, Any]:
+    """A row as the fields of the dataclass ``cls``: added columns decoded, or their default when the
+    database (opened read-only, not migrated yet) lacks them; columns ``cls`` does not know (added
+    by a newer version of the program) left out."""
+    names = {f.name for f in fields(cls)}
+    data = {key: value for key, value in dict(row).items() if key in names}
+    for column in ADDED_COLUMNS:
+        if column.table == table and column.name in names:
+            data[column.name] = column.decode(data[column.name]) if column.name in data else column.default
+    return data
+
+
 @dataclass(frozen=True)
 class Turn:
     """One exchange: what the caller said, what the bot answered, and how long each stage took."""
@@ -101,7 +144,10 @@ class CallSummary:
     end_reason: str | None
     prompts_sha256: str
     turn_count: int
+    console: bool = False
+    """Made in ``stasis console`` (a terminal, no Asterisk), not by a caller."""
     label: str = PRODUCTION
+    """The prompts label the call ran on."""
 
     @property
     def duration(self) -> float | None:
@@ -160,29 +206,34 @@ class CallLog:
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.executescript(_SCHEMA)
             self._migrate(self._db)
-            self._db.execute("CREATE INDEX IF NOT EXISTS calls_label ON calls (label, started_at)")
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         return self._db
 
-    @staticmethod
-    def _columns(db: sqlite3.Connection, table: str) -> set[str]:
-        return {str(row[1]) for row in db.execute(f"PRAGMA table_info({table})")}
-
     def _migrate(self, db: sqlite3.Connection) -> None:
-        """Add the columns of :data:`ADDED_COLUMNS` an older database lacks."""
-        for table, column, declaration in ADDED_COLUMNS:
-            if column not in self._columns(db, table):
-                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-                logger.info("call log %s: added column %s.%s", self.path, table, column)
+        """Add the :data:`ADDED_COLUMNS` the database lacks; then it is (at least) :data:`SCHEMA_VERSION`."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for column in ADDED_COLUMNS:
+                present = {r["name"] for r in db.execute(f"PRAGMA table_info({column.table})")}
+                if column.name not in present:
+                    db.execute(f"ALTER TABLE {column.table} ADD COLUMN {column.name} {column.declaration}")
+                    logger.info("call log %s: added column %s.%s", self.path, column.table, column.name)
+            # never lowered: a newer program's columns only add to ours (defaults fill them in)
+            db.execute(f"PRAGMA user_version = {max(version, SCHEMA_VERSION)}")
+            db.execute("CREATE INDEX IF NOT EXISTS calls_label ON calls (label, started_at)")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def _calls_source(self, db: sqlite3.Connection) -> str:
-        """``calls``, or for a reader of a database the service has not migrated yet, a view of it with
-        the added columns' defaults."""
-        have = self._columns(db, "calls")
-        missing = [(c, d) for t, c, d in ADDED_COLUMNS if t == "calls" and c not in have]
+        """``calls`` for SQL that filters on an added column: for a reader of a database the service has
+        not migrated yet, a view of it with the missing columns at their defaults."""
+        present = {r["name"] for r in db.execute("PRAGMA table_info(calls)")}
+        missing = [c for c in ADDED_COLUMNS if c.table == "calls" and c.name not in present]
         if not missing:
             return "calls"
-        extra = ", ".join(f"{d.rsplit('DEFAULT', 1)[-1].strip()} AS {c}" for c, d in missing)
+        extra = ", ".join(f"{_sql_literal(c.default)} AS {c.name}" for c in missing)
         return f"(SELECT *, {extra} FROM calls)"
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
@@ -200,12 +251,13 @@ class CallLog:
         started_at: float,
         prompts_sha256: str,
         answered_at: float | None = None,
+        console: bool = False,
         label: str = PRODUCTION,
     ) -> None:
         self._write(
             "INSERT OR REPLACE INTO calls (id, caller_number, caller_name, started_at, answered_at, prompts_sha256,"
-            " label) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (call_id, caller_number, caller_name, started_at, answered_at, prompts_sha256, label),
+            " console, label) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (call_id, caller_number, caller_name, started_at, answered_at, prompts_sha256, int(console), label),
         )
 
     def answer_call(self, call_id: str, answered_at: float) -> None:
@@ -283,11 +335,11 @@ class CallLog:
                 f"SELECT * FROM {source} WHERE {clause} ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             ).fetchall()
-        return [CallSummary(**dict(r)) for r in rows], int(total)
+        return [CallSummary(**_decode_row("calls", r, CallSummary)) for r in rows], int(total)
 
     def outcome_rows(self, *, since: float, until: float) -> tuple[list[CallOutcome], list[ReplyLatency]]:
-        """The ended calls started in ``[since, until)``, and the reply latency of each of their turns
-        the bot answered (STT + LLM + TTS milliseconds), for comparing labels and versions."""
+        """The ended calls started in ``[since, until)`` (not console calls), and the reply latency of each
+        of their turns the bot answered (STT + LLM + TTS milliseconds), for comparing labels and versions."""
         db = self._open()
         if db is None:
             return [], []
@@ -296,14 +348,15 @@ class CallLog:
             calls = db.execute(
                 f"SELECT c.label, c.prompts_sha256, c.end_reason, c.turn_count,"
                 f" (SELECT COUNT(*) FROM turns t WHERE t.call_id = c.id AND t.error IS NOT NULL) AS errors"
-                f" FROM {source} c WHERE c.started_at >= ? AND c.started_at < ? AND c.end_reason IS NOT NULL",
+                f" FROM {source} c WHERE c.started_at >= ? AND c.started_at < ? AND c.end_reason IS NOT NULL"
+                f" AND c.console = 0",
                 (since, until),
             ).fetchall()
             latencies = db.execute(
                 f"SELECT c.label, c.prompts_sha256,"
                 f" COALESCE(t.stt_ms, 0) + COALESCE(t.llm_ms, 0) + COALESCE(t.tts_ms, 0) AS ms"
-                f" FROM turns t JOIN {source} c ON c.id = t.call_id"
-                f" WHERE c.started_at >= ? AND c.started_at < ? AND c.end_reason IS NOT NULL AND t.llm_ms IS NOT NULL",
+                f" FROM turns t JOIN {source} c ON c.id = t.call_id WHERE c.started_at >= ? AND c.started_at < ?"
+                f" AND c.end_reason IS NOT NULL AND c.console = 0 AND t.llm_ms IS NOT NULL",
                 (since, until),
             ).fetchall()
         return [CallOutcome(*row) for row in calls], [ReplyLatency(*row) for row in latencies]
@@ -313,11 +366,13 @@ class CallLog:
         if db is None:
             return None
         with self._lock:
-            row = db.execute(f"SELECT * FROM {self._calls_source(db)} WHERE id = ?", (call_id,)).fetchone()
+            row = db.execute("SELECT * FROM calls WHERE id = ?", (call_id,)).fetchone()
             if row is None:
                 return None
             turns = db.execute("SELECT * FROM turns WHERE call_id = ? ORDER BY idx", (call_id,)).fetchall()
-        return CallDetail(**dict(row), turns=[Turn(**{k: t[k] for k in t.keys() if k != "call_id"}) for t in turns])
+        return CallDetail(
+            **_decode_row("calls", row, CallSummary), turns=[Turn(**_decode_row("turns", t, Turn)) for t in turns]
+        )
 
     def close(self) -> None:
         if self._db is not None:

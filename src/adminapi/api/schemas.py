@@ -172,6 +172,7 @@ class CallOut(BaseModel):
     label: str = Field(description="The prompts label the call ran on (`production` unless the dialplan chose one)")
     turn_count: int
     duration: float | None
+    console: bool = Field(description="A call made in `stasis console` (a terminal, no Asterisk), not by a caller")
 
 
 class CallDetailOut(CallOut):
