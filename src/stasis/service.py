@@ -262,7 +262,10 @@ class StasisService:
             logger.error("call=%s label %r (from %s) cannot be used, running on production: %s",
                          line.call_id, label, choice.origin, e)  # fmt: skip
             return pinned[PRODUCTION]
-        return hot.current
+        snapshot = hot.current
+        if label not in pinned:  # its first call: the phrases every later call needs are made now
+            self._spawn(self._presynthesize(snapshot))
+        return snapshot
 
     def _call_done(self, line: AriLine, task: asyncio.Task[str]) -> None:
         self.calls.pop(line.call_id, None)
