@@ -263,8 +263,7 @@ class StasisService:
                          line.call_id, label, choice.origin, e)  # fmt: skip
             return pinned[PRODUCTION]
         snapshot = hot.current
-        if label not in pinned:  # its first call: the phrases every later call needs are made now
-            self._spawn(self._presynthesize(snapshot))
+        self._spawn(self._presynthesize(snapshot))  # not loaded before this call: make its common phrases now
         return snapshot
 
     def _call_done(self, line: AriLine, task: asyncio.Task[str]) -> None:
