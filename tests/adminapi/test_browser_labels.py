@@ -1,0 +1,182 @@
+"""Labels in the web UI, in a real headless Chromium: the switcher, a new label as a copy, promotion with
+its diff and a confirmation (and a 412 when the target changed meanwhile), and the outcomes table."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from promptwatch import sha256_hex
+from stasis.calllog import CallLog, Turn
+
+from .conftest import TOKEN, Consumer, Served
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: Browser, served: Served) -> Iterator[Page]:
+    """A logged-in page; after the test, no script error and no CSP violation may have happened."""
+    problems: list[str] = []
+    ctx: BrowserContext = browser.new_context(locale="ru-RU", viewport={"width": 1366, "height": 900})
+    ctx.set_default_timeout(15_000)
+    pg = ctx.new_page()
+    pg.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
+    pg.on("console", lambda m: problems.append(m.text) if m.type == "error" and "Failed to load" not in m.text else None)
+    pg.goto(served.url + "/")
+    expect(pg.locator("#login")).to_be_visible()
+    pg.fill("#login-token", TOKEN)
+    pg.click("#login-submit")
+    expect(pg.locator("#login")).to_be_hidden()
+    expect(pg.locator("#field-system_prompt")).to_have_value(re.compile("Метротех"))
+    try:
+        yield pg
+    finally:
+        ctx.close()
+    assert not problems, problems
+
+
+def options(page: Page, selector: str) -> list[str]:
+    return page.locator(f"{selector} option").evaluate_all("els => els.map(e => e.value)")
+
+
+def test_switcher_and_a_new_label_as_a_copy(page: Page, prompts_file: Path) -> None:
+    expect(page.locator("#label-select")).to_have_value("production")
+    assert options(page, "#label-select") == ["production"]
+    page.click("#label-new")
+    expect(page.locator("#label-new-dialog")).to_be_visible()
+    page.fill("#label-new-name", "Не так")
+    page.click("#label-new-create")
+    expect(page.locator("#label-new-error")).to_contain_text("Имя метки")
+    page.fill("#label-new-name", "staging")
+    with page.expect_request(lambda r: "/api/prompts?label=staging" in r.url):
+        page.click("#label-new-create")
+    expect(page.locator("#label-new-dialog")).to_be_hidden()
+    staging = prompts_file.with_name("prompts.staging.json")
+    assert staging.read_bytes() == prompts_file.read_bytes()
+    expect(page.locator("#label-select")).to_have_value("staging")
+    assert options(page, "#label-select") == ["production", "staging"]
+    expect(page.locator("#label-info")).to_contain_text("prompts.staging.json")
+
+    # The editor now edits staging: a save there leaves production alone.
+    page.fill("#field-greeting", "Тестовое приветствие для staging.")
+    page.click("#save")
+    confirm = page.locator("#confirm-save, #review-confirm, dialog[open] button:has-text('Сохранить')")
+    if confirm.count():  # the page asks to review the changes first
+        confirm.first.click()
+    page.wait_for_function(
+        "() => true", timeout=100
+    )  # let the request go out; the file below is awaited with a deadline
+    expect_file = lambda: orjson.loads(staging.read_bytes())["greeting"]  # noqa: E731
+    deadline_text = "Тестовое приветствие для staging."
+    page.wait_for_timeout(0)
+    for _ in range(150):
+        if expect_file() == deadline_text:
+            break
+        page.wait_for_timeout(100)
+    assert expect_file() == deadline_text
+    assert "Тестовое" not in prompts_file.read_text(encoding="utf-8")
+
+    # Back to production: the editor shows production's greeting again.
+    with page.expect_request(lambda r: r.url.endswith("/api/prompts") or "/api/prompts?" in r.url):
+        page.select_option("#label-select", "production")
+    expect(page.locator("#field-greeting")).to_have_value(re.compile("Метротех"))
+
+
+def test_promote_shows_the_diff_asks_for_confirmation_and_refuses_a_concurrent_change(
+    page: Page, prompts_file: Path, consumer: Callable[[str], Consumer]
+) -> None:
+    bot = consumer("metrotech-bot")
+    doc = orjson.loads(prompts_file.read_bytes())
+    staged = orjson.dumps({**doc, "greeting": "Версия из staging."}, option=orjson.OPT_INDENT_2)
+    prompts_file.with_name("prompts.staging.json").write_bytes(staged)
+
+    page.click("#label-promote")
+    dialog = page.locator("#label-promote-dialog")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#promote-src")).to_have_value("staging")
+    expect(page.locator("#promote-dst")).to_have_value("production")
+    expect(page.locator('#promote-changes li[data-key="greeting"]')).to_contain_text("Версия из staging.")
+    expect(page.locator("#promote-summary")).to_contain_text("изменений — 1")
+    expect(page.locator("#promote-go")).to_be_disabled()  # not before the operator confirms
+
+    # Production changes while the operator reads the diff: the promotion is refused, nothing written.
+    changed = prompts_file.read_bytes().replace("Метротех".encode(), "Метротех-2".encode())
+    prompts_file.write_bytes(changed)
+    page.check("#promote-confirm")
+    page.click("#promote-go")
+    expect(page.locator("#promote-error")).to_contain_text("изменили, пока вы смотрели")
+    assert prompts_file.read_bytes() == changed
+    expect(page.locator("#promote-confirm")).not_to_be_checked()
+    expect(page.locator("#promote-go")).to_be_disabled()
+    expect(page.locator("#promote-summary")).to_contain_text(sha256_hex(changed)[:8])  # the diff against the new one
+
+    page.check("#promote-confirm")
+    page.click("#promote-go")
+    result = page.locator("#promote-result")
+    expect(result).to_contain_text(f"production теперь {sha256_hex(staged)[:8]}")
+    expect(result.locator('li[data-service="metrotech-bot"]')).to_contain_text(f"pid {bot.pid}) — применил")
+    assert prompts_file.read_bytes() == staged
+
+
+def _seed(path: Path) -> None:
+    log = CallLog(path)
+    try:
+        plan = [("production", "a" * 64, {"goodbye": 60, "operator": 25, "caller_hangup": 15}),
+                ("staging", "b" * 64, {"goodbye": 80, "operator": 8, "no_input": 12}),
+                ("short-greeting", "c" * 64, {"goodbye": 6, "operator": 2})]  # fmt: skip
+        n = 0
+        for label, sha, reasons in plan:
+            for reason, count in reasons.items():
+                for _ in range(count):
+                    at = 1_800_000_000.0 + n
+                    log.start_call(f"c{n}", caller_number=str(n), caller_name="", started_at=at, prompts_sha256=sha,
+                                   label=label)  # fmt: skip
+                    log.add_turn(f"c{n}", Turn(0, at, caller_text="?", bot_text="!", stt_ms=100, llm_ms=500, tts_ms=50))
+                    log.end_call(f"c{n}", ended_at=at + 30, end_reason=reason)
+                    n += 1
+    finally:
+        log.close()
+
+
+def test_outcomes_table(page: Page, served: Served) -> None:
+    _seed(served.settings.calllog_path)
+    page.click('#tabs [data-tab="outcomes"]')
+    page.fill("#outcomes-since", "2027-01-15")
+    page.fill("#outcomes-until", "2027-01-15")
+    page.click("#outcomes-apply")
+    rows = page.locator("#outcomes-table tbody tr")
+    expect(rows).to_have_count(3)
+    expect(page.locator("#outcomes-note")).to_contain_text("База сравнения: production aaaaaaaa (100 звонков)")
+    staging = page.locator('#outcomes-table tr[data-label="staging"]')
+    expect(staging.locator("td.calls")).to_have_text("100")
+    expect(staging.locator('td[data-reason="goodbye"]')).to_have_text("80 (80.0 %)")
+    expect(staging.locator("td").nth(9)).to_contain_text("+20.0 п.п.")
+    expect(staging.locator("td").nth(9)).to_contain_text("выше")
+    expect(staging.locator("td").nth(10)).to_contain_text("ниже")
+    tiny = page.locator('#outcomes-table tr[data-label="short-greeting"]')
+    expect(tiny.locator("td.too-small")).to_have_count(2)
+    expect(tiny.locator("td.too-small").first).to_have_text("мало данных")
+    expect(page.locator('#outcomes-table tr[data-label="production"] td').nth(9)).to_have_text("база")
