@@ -20,9 +20,10 @@ import orjson
 from pydantic import ValidationError
 
 from .atomic import read_bytes, write_document
-from .errors import PromptwatchError, StartupError
+from .errors import PromptwatchError, StartupError, UnsafeFileError
 from .logs import setup_logging
-from .schema import parse_document, sha256_hex
+from .safeio import read_file
+from .schema import MAX_DOCUMENT_BYTES, parse_document, sha256_hex
 from .settings import PromptsSettings
 from .snapshot import HotPrompts, Snapshot
 from .status import read_statuses
@@ -35,11 +36,23 @@ def _err(message: str) -> None:
     print(f"promptwatch: {message}", file=sys.stderr)
 
 
+def _read_source(source: str) -> bytes:
+    """The new content from a file the operator names (a pipe is fine) or stdin: at most the limit + 1 bytes."""
+    if source == "-":
+        return sys.stdin.buffer.read(MAX_DOCUMENT_BYTES + 1)
+    with open(source, "rb") as f:
+        return f.read(MAX_DOCUMENT_BYTES + 1)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     path = Path(args.file)
     try:
-        data = sys.stdin.buffer.read() if args.file == "-" else path.read_bytes()
-        prompts = parse_document(data, source="<stdin>" if args.file == "-" else str(path))
+        if args.file == "-":
+            data, size = _read_source("-"), None
+        else:
+            content = read_file(path, limit=MAX_DOCUMENT_BYTES)  # no hang on a FIFO, no 1 GiB read
+            data, size = content.data, content.size
+        prompts = parse_document(data, source="<stdin>" if args.file == "-" else str(path), size=size)
     except OSError as e:
         _err(f"{path}: {e.strerror}")
         return 1
@@ -54,7 +67,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_write(args: argparse.Namespace) -> int:
     source = args.source
     try:
-        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+        data = _read_source(source)
     except OSError as e:
         _err(f"{source}: {e.strerror}")
         return 1
@@ -177,18 +190,23 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings()
     path = Path(os.path.abspath(args.file or settings.prompts_path))
     status_dir = Path(args.status_dir) if args.status_dir else settings.prompts_status_dir
-    data = read_bytes(path)
+    disk_error: str | None = None
+    try:
+        data = read_bytes(path)
+    except (OSError, UnsafeFileError) as e:  # a FIFO, a directory, a symlink loop: say so, list the consumers
+        data, disk_error = None, str(e) if isinstance(e, UnsafeFileError) else f"{path}: {e.strerror}"
     disk_sha = sha256_hex(data) if data is not None else None
     consumers = read_statuses(status_dir, path=path)
     if args.json:
         out = {
             "path": str(path),
             "sha256": disk_sha,
+            "error": disk_error,
             "consumers": [{**orjson.loads(c.to_json()), "in_sync": c.sha256 == disk_sha} for c in consumers],
         }
         sys.stdout.write(orjson.dumps(out).decode() + "\n")
     else:
-        print(f"{path}: sha256={disk_sha[:12] if disk_sha else 'missing'}")
+        print(disk_error if disk_error else f"{path}: sha256={disk_sha[:12] if disk_sha else 'missing'}")
         if not consumers:
             print(f"  no live consumers (status directory {status_dir})")
         for c in consumers:
