@@ -56,6 +56,7 @@ def test_no_private_or_module_leaks() -> None:
     modules = {
         "atomic",
         "errors",
+        "safeio",
         "reload",
         "schema",
         "settings",
