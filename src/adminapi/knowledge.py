@@ -3,7 +3,8 @@
 Names are checked before anything touches the disk: one path component, no traversal, not hidden,
 no control characters, a known text extension, at most 255 bytes; Unicode names (``тарифы.md``)
 are normalised to NFC.  Content must be UTF-8 text without NUL bytes (JSON must parse).  Files are
-written with :func:`promptwatch.atomic_write`, so a consumer never reads half a file.
+written with :func:`promptwatch.atomic_write`, so a consumer never reads half a file, and read with
+:func:`promptwatch.read_file` (regular files only, never a symlink, at most ``max_bytes + 1`` bytes).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from promptwatch import atomic_write, file_lock, sha256_hex
+from promptwatch import UnsafeFileError, atomic_write, file_lock, read_file, sha256_hex
 from promptwatch.atomic import lock_path
 
 __all__ = ["KB_EXTENSIONS", "KbContentError", "KbError", "KbFile", "KbNameError", "KbStore", "KbTooLargeError"]
@@ -104,20 +105,20 @@ class KbStore:
         self.max_bytes = max_bytes
 
     def list(self) -> list[KbFile]:
+        """The regular files of the directory (symlinks, FIFOs and the like are not knowledge-base files)."""
         out: list[KbFile] = []
         try:
-            entries = list(os.scandir(self.directory))
+            names = os.listdir(self.directory)
         except FileNotFoundError:
             return out
-        for entry in entries:
-            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+        for name in names:
+            if name.startswith(".") or Path(name).suffix.lower() not in KB_EXTENSIONS:
                 continue
-            if Path(entry.name).suffix.lower() not in KB_EXTENSIONS:
-                continue
-            with contextlib.suppress(OSError):
-                data = Path(entry.path).read_bytes()
-                st = entry.stat(follow_symlinks=False)
-                out.append(KbFile(entry.name, st.st_size, st.st_mtime, sha256_hex(data)))
+            try:
+                content = read_file(self.directory / name, limit=self.max_bytes, symlinks="never")
+            except (OSError, UnsafeFileError):
+                continue  # gone meanwhile, or not a regular file
+            out.append(KbFile(name, content.size, content.stat.st_mtime, sha256_hex(content.data)))
         return sorted(out, key=lambda f: f.name)
 
     @staticmethod
@@ -128,15 +129,17 @@ class KbStore:
         return self.directory / check_name(name)
 
     def read(self, name: str) -> tuple[KbFile, bytes] | None:
+        """The file and its content (at most ``max_bytes + 1`` bytes); None when absent.
+
+        A symlink, FIFO, directory or device under that name: :class:`~promptwatch.UnsafeFileError`.
+        """
         path = self._path(name)
-        if path.is_symlink() or not path.is_file():
-            return None
         try:
-            data = path.read_bytes()
-            st = path.stat()
+            content = read_file(path, limit=self.max_bytes, symlinks="never")
         except FileNotFoundError:
             return None
-        return KbFile(path.name, st.st_size, st.st_mtime, sha256_hex(data)), data
+        data = content.data
+        return KbFile(path.name, content.size, content.stat.st_mtime, sha256_hex(data)), data
 
     def write(self, name: str, data: bytes) -> tuple[KbFile, bool]:
         """Check and store a file atomically; returns it and whether it is new."""
@@ -151,7 +154,7 @@ class KbStore:
         sha = atomic_write(path, data)
         with contextlib.suppress(FileNotFoundError):
             lock_path(path).unlink()  # no conditional writes here: keep the directory free of lock files
-        st = path.stat()
+        st = path.lstat()
         return KbFile(path.name, st.st_size, st.st_mtime, sha), created
 
     def delete(self, name: str) -> bool:

@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 from rank_bm25 import BM25Okapi
 
+from promptwatch import UnsafeFileError, read_file
 from promptwatch.reload import Reloader
 from promptwatch.watch import WatchMode
 
@@ -269,15 +270,19 @@ class KnowledgeBase(Reloader[KbSnapshot]):
             if name.startswith(".") or not name.lower().endswith(SUFFIXES):
                 continue
             try:
-                if not entry.is_file():
-                    continue
-                with open(entry.path, "rb") as f:
-                    data = f.read(MAX_FILE_BYTES + 1)
-            except OSError as e:
-                logger.warning("knowledge base file %s skipped: %s", entry.path, e.strerror or e)
+                # Never blocks on a FIFO, reads at most the limit + 1 bytes, follows a symlink only
+                # inside the directory (a ConfigMap), never to a file another user points it at.
+                data = read_file(Path(entry.path), limit=MAX_FILE_BYTES).data
+            except FileNotFoundError:
+                continue
+            except (OSError, UnsafeFileError) as e:
+                why = str(e) if isinstance(e, UnsafeFileError) else f"{entry.path}: {e.strerror or e}"
+                if (name, why) not in self._skipped:
+                    self._skipped.add((name, why))
+                    logger.warning("knowledge base file skipped: %s", why)
                 continue
             sha = hashlib.sha256(data).hexdigest()
-            problem = None
+            problem: str | None = None
             if len(data) > MAX_FILE_BYTES:
                 problem = f"larger than {MAX_FILE_BYTES} bytes"
             else:
