@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import ConflictError, NotRegularFileError, SymlinkRefusedError, WriteError
+from .etag import sha_matches
 from .safeio import FileContent, describe_mode, open_dir, open_regular, read_fd, read_file, resolved
 from .schema import MAX_DOCUMENT_BYTES, Prompts, parse_document, sha256_hex
 
@@ -90,9 +91,10 @@ def read_content(target: Path, *, limit: int = MAX_DOCUMENT_BYTES) -> FileConten
         return None
 
 
-def read_bytes(target: Path, *, limit: int = MAX_DOCUMENT_BYTES) -> bytes | None:
-    """The current content of ``target`` (at most ``limit + 1`` bytes), or None when it does not exist."""
-    content = read_content(target, limit=limit)
+def read_bytes(target: Path, limit: int | None = None) -> bytes | None:
+    """The current content of ``target`` (at most ``limit + 1`` bytes, by default the document limit's),
+    or None when it does not exist.  Never blocks; a FIFO, directory or device is an UnsafeFileError."""
+    content = read_content(target, limit=MAX_DOCUMENT_BYTES if limit is None else limit)
     return content.data if content is not None else None
 
 
@@ -186,7 +188,8 @@ def atomic_write(
 
     Writers of the same file are serialised by :func:`file_lock` (``lock=False`` for a file only one
     process ever writes).  With ``if_match`` (the sha256 of the content the caller read, of its first
-    ``read_limit + 1`` bytes, or ``""`` for "the file must not exist yet"), the write only happens
+    ``read_limit + 1`` bytes, a prefix or quoted ETag of it — see :mod:`promptwatch.etag` — or ``""``
+    for "the file must not exist yet"), the write only happens
     when the file still has that content; otherwise :class:`ConflictError`, nothing written.
     A symlinked target is written through (the file it resolves to is replaced) only when the link
     stays inside the directory and is owned by root, us or the directory's owner: otherwise
@@ -200,7 +203,7 @@ def atomic_write(
                 st = _existing(dir_fd, name, target)
                 if if_match is not None:
                     current_sha = _current_sha(dir_fd, name, target, read_limit) if st is not None else ""
-                    if current_sha != if_match:
+                    if not sha_matches(if_match, current_sha):
                         raise ConflictError(str(target), expected=if_match, current=current_sha or None)
                 _write_replace(dir_fd, name, st, data, durable=durable)
     except OSError as e:

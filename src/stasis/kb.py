@@ -5,10 +5,10 @@
     kb.search("сколько стоит доставка", k=3)    # [Passage(doc, text, score), ...]
     kb.close()
 
-Documents are the directory's ``.md``, ``.txt`` and ``.json`` files (hidden and temporary files are
-ignored).  Each is split into paragraph-sized passages; a Markdown heading is kept with the
-paragraph under it for matching.  Words are matched by a light Russian stemmer, so
-``доставка``/``доставку``/``доставки`` are one term.
+Documents are the directory's files that :func:`promptwatch.kbrules.is_kb_document` accepts (the
+panel's upload rules; hidden and temporary files are ignored).  Each is split into paragraph-sized
+passages; a Markdown heading is kept with the paragraph under it for matching.  Words are matched
+by a light Russian stemmer, so ``доставка``/``доставку``/``доставки`` are one term.
 """
 
 from __future__ import annotations
@@ -28,15 +28,15 @@ import orjson
 from rank_bm25 import BM25Okapi
 
 from promptwatch import UnsafeFileError, read_file
+from promptwatch.kbrules import KB_MAX_BYTES, is_kb_document
 from promptwatch.reload import Reloader
+from promptwatch.settings import PromptsSettings
 from promptwatch.watch import WatchMode
 
 __all__ = ["KbDocument", "KbSnapshot", "KnowledgeBase", "Passage", "stem", "tokenize"]
 
 logger = logging.getLogger("stasis.kb")
 
-SUFFIXES = (".md", ".txt", ".json")
-MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_PASSAGE_CHARS = 600
 
 # Endings of Russian nouns, adjectives and verbs, longest first; stripped once, keeping a stem of 3+.
@@ -231,8 +231,10 @@ class KnowledgeBase(Reloader[KbSnapshot]):
         hot_reload: bool = True,
         mode: WatchMode | str | None = None,
         interval: float = 1.5,
+        max_bytes: int = KB_MAX_BYTES,
     ) -> None:
         directory = Path(os.path.abspath(directory))
+        self.max_bytes = max_bytes
         with contextlib.suppress(OSError):
             directory.mkdir(parents=True, exist_ok=True)  # so that it can be watched before the first upload
         super().__init__(directory, hot_reload=hot_reload, mode=mode, interval=interval, whole_directory=True)
@@ -247,6 +249,17 @@ class KnowledgeBase(Reloader[KbSnapshot]):
             directory,
         )
         self._start_watching()
+
+    @classmethod
+    def from_settings(cls, settings: PromptsSettings) -> KnowledgeBase:
+        """The knowledge base every process builds from the shared settings (directory, limit, watching)."""
+        return cls(
+            settings.knowledge_base_dir,
+            hot_reload=settings.prompts_hot_reload,
+            mode=settings.prompts_watch_mode,
+            interval=settings.reload_interval,
+            max_bytes=settings.kb_max_bytes,
+        )
 
     @property
     def directory(self) -> Path:
@@ -267,12 +280,12 @@ class KnowledgeBase(Reloader[KbSnapshot]):
             return tuple(self._snapshot.documents) if hasattr(self, "_snapshot") else ()
         for entry in entries:
             name = entry.name
-            if name.startswith(".") or not name.lower().endswith(SUFFIXES):
+            if not is_kb_document(name):
                 continue
             try:
                 # Never blocks on a FIFO, reads at most the limit + 1 bytes, follows a symlink only
                 # inside the directory (a ConfigMap), never to a file another user points it at.
-                data = read_file(Path(entry.path), limit=MAX_FILE_BYTES).data
+                data = read_file(Path(entry.path), limit=self.max_bytes).data
             except FileNotFoundError:
                 continue
             except (OSError, UnsafeFileError) as e:
@@ -283,8 +296,8 @@ class KnowledgeBase(Reloader[KbSnapshot]):
                 continue
             sha = hashlib.sha256(data).hexdigest()
             problem: str | None = None
-            if len(data) > MAX_FILE_BYTES:
-                problem = f"larger than {MAX_FILE_BYTES} bytes"
+            if len(data) > self.max_bytes:
+                problem = f"larger than {self.max_bytes} bytes"
             else:
                 try:
                     text = data.decode("utf-8-sig")
