@@ -246,3 +246,11 @@ def test_cli_check_of_a_1_gib_file_reads_only_the_limit(tmp_path: Path) -> None:
     check = run_cli("check", path, timeout=10)
     assert check.returncode == 1
     assert check.stderr.strip() == f"{path}: document is {GIB} bytes, the limit is {MAX_DOCUMENT_BYTES}"
+
+
+def test_config_check_on_a_fifo_answers_at_once(tmp_path: Path, status_dir: Path) -> None:
+    path = make_fifo(tmp_path / "prompts.json")
+    env = {**os.environ, "PROMPTS_PATH": str(path), "STATE_DIR": str(tmp_path / "state")}
+    result = run_cli("config", "--check", env=env, timeout=15)
+    assert result.returncode == 1
+    assert f"PROMPTS_PATH {path}: is a FIFO, not a regular file" in result.stdout + result.stderr
