@@ -186,8 +186,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def test_install_units_replaces_the_hand_made_units_and_keeps_backups(stack: Stack) -> None:
     box = stack.box
     assert "installed  /etc/systemd/system/metrotech-bot.service" in stack.install_output
-    backups = box.sh("ls /var/backups/metrotech").split()
+    listed = box.sh("ls /var/backups/metrotech").split()
+    backups = [name for name in listed if ".service." in name]
     assert sorted(name.split(".service.")[0] for name in backups) == ["metrotech-bot", "metrotech-fastapi"]
+    assert [name.split(".env.")[0] for name in listed if ".service." not in name] == ["metrotech"], listed
     assert box.sh(f"cat /var/backups/metrotech/{backups[0]}") == SEED_FASTAPI_UNIT
     # The old enablement links in multi-user.target.wants are gone; the target carries the services now.
     wants = box.sh("ls /etc/systemd/system/multi-user.target.wants").split()
