@@ -19,6 +19,7 @@ import orjson
 from promptwatch import UnsafeFileError, atomic_write, file_lock, kbrules, read_file, sha256_hex
 from promptwatch.atomic import lock_path
 from promptwatch.kbrules import KB_EXTENSIONS, check_kb_name
+from promptwatch.safeio import resolved
 
 __all__ = ["KB_EXTENSIONS", "KbContentError", "KbError", "KbFile", "KbNameError", "KbStore", "KbTooLargeError"]
 
@@ -82,6 +83,9 @@ class KbStore:
     def __init__(self, directory: Path, *, max_bytes: int) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
+        # The directory above is trusted as it is; the knowledge-base directory itself may sit in a
+        # group-writable one, so it is walked like a file: replaced by a symlink out, it is refused.
+        self._base = Path(os.path.abspath(directory)).parent
 
     def list(self) -> list[KbFile]:
         """The regular files of the directory (symlinks, FIFOs and the like are not knowledge-base files)."""
@@ -94,7 +98,7 @@ class KbStore:
             if not kbrules.is_kb_document(name):
                 continue
             try:
-                content = read_file(self.directory / name, limit=self.max_bytes, symlinks="never")
+                content = read_file(self.directory / name, limit=self.max_bytes, symlinks="never", base=self._base)
             except (OSError, UnsafeFileError):
                 continue  # gone meanwhile, or not a regular file
             out.append(KbFile(name, content.size, content.stat.st_mtime, sha256_hex(content.data)))
@@ -114,7 +118,7 @@ class KbStore:
         """
         path = self._path(name)
         try:
-            content = read_file(path, limit=self.max_bytes, symlinks="never")
+            content = read_file(path, limit=self.max_bytes, symlinks="never", base=self._base)
         except FileNotFoundError:
             return None
         data = content.data
@@ -130,7 +134,7 @@ class KbStore:
             raise KbNameError(f"{path.name}: exists and is not a regular file")
         self.directory.mkdir(parents=True, exist_ok=True)
         created = not path.exists()
-        sha = atomic_write(path, data)
+        sha = atomic_write(path, data, base=self._base)
         with contextlib.suppress(FileNotFoundError):
             lock_path(path).unlink()  # no conditional writes here: keep the directory free of lock files
         st = path.lstat()
@@ -141,9 +145,9 @@ class KbStore:
         path = self._path(name)
         if path.is_symlink() or not path.is_file():
             return False
-        with file_lock(path):
+        with file_lock(path, base=self._base), resolved(path, symlinks="never", base=self._base) as (dir_fd, entry):
             try:
-                path.unlink()
+                os.unlink(entry, dir_fd=dir_fd)
             except FileNotFoundError:
                 return False
         with contextlib.suppress(FileNotFoundError):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .errors import ConflictError, NotRegularFileError, SymlinkRefusedError, WriteError
 from .etag import sha_matches
-from .safeio import FileContent, describe_mode, open_dir, open_regular, read_fd, read_file, resolved
+from .safeio import FileContent, describe_mode, open_regular, opened_dir, read_fd, read_file, resolved
 from .schema import MAX_DOCUMENT_BYTES, Prompts, parse_document, sha256_hex
 
 __all__ = [
@@ -49,26 +49,27 @@ _LOCK_FLAGS = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NO
 
 
 @contextlib.contextmanager
-def file_lock(target: Path) -> Iterator[None]:
+def file_lock(target: Path, *, base: Path | None = None) -> Iterator[None]:
     """Hold the exclusive advisory (``flock``) lock of ``target`` for the duration of the block.
 
     The lock file is never followed if it is a symlink (:class:`SymlinkRefusedError`) and must be a
     regular file (:class:`NotRegularFileError`): a planted ``.NAME.lock`` cannot make us create a file elsewhere.
+    ``base``: a trusted directory above ``target``'s, whose subdirectories are walked by the symlink rule
+    of :func:`promptwatch.safeio.resolved` (a knowledge-base directory inside a group-writable one).
     """
     path = lock_path(target)
     try:
-        dir_fd = open_dir(target.parent)
+        with opened_dir(target.parent, base=base) as dir_fd:
+            # Read-only is enough for flock, and closing it is no close-after-write event for watchers.
+            fd = os.open(path.name, _LOCK_FLAGS, 0o644, dir_fd=dir_fd)
     except (FileNotFoundError, NotADirectoryError) as e:
-        raise WriteError(str(target), f"directory {target.parent} does not exist") from e
-    try:
-        # Read-only is enough for flock, and closing it is no close-after-write event for watchers.
-        fd = os.open(path.name, _LOCK_FLAGS, 0o644, dir_fd=dir_fd)
+        if not target.parent.is_dir():
+            raise WriteError(str(target), f"directory {target.parent} does not exist") from e
+        raise WriteError(str(target), f"cannot open lock file {path}: {e.strerror}") from e
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise SymlinkRefusedError(str(path), "the lock file is a symlink; not followed (remove it)") from e
         raise WriteError(str(target), f"cannot open lock file {path}: {e.strerror}") from e
-    finally:
-        os.close(dir_fd)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -183,6 +184,7 @@ def atomic_write(
     durable: bool = True,
     lock: bool = True,
     read_limit: int = MAX_DOCUMENT_BYTES,
+    base: Path | None = None,
 ) -> str:
     """Replace ``target`` with ``data`` atomically; return the sha256 of what was written.
 
@@ -194,11 +196,12 @@ def atomic_write(
     A symlinked target is written through (the file it resolves to is replaced) only when the link
     stays inside the directory and is owned by root, us or the directory's owner: otherwise
     :class:`SymlinkRefusedError`.  A FIFO, device or directory in the way: :class:`NotRegularFileError`.
+    ``base``: see :func:`file_lock`.
     """
     target = Path(target)
     try:
-        with file_lock(target) if lock else contextlib.nullcontext():
-            with resolved(target) as (dir_fd, name):
+        with file_lock(target, base=base) if lock else contextlib.nullcontext():
+            with resolved(target, base=base) as (dir_fd, name):
                 _remove_stale_temps(dir_fd, name)
                 st = _existing(dir_fd, name, target)
                 if if_match is not None:

@@ -38,6 +38,7 @@ __all__ = [
     "describe_mode",
     "ensure_private_dir",
     "open_dir",
+    "opened_dir",
     "open_regular",
     "read_fd",
     "read_file",
@@ -100,17 +101,24 @@ def open_dir(path: Path | str) -> int:
 
 
 @contextlib.contextmanager
-def resolved(path: Path | str, *, symlinks: Symlinks = "within") -> Iterator[tuple[int, str]]:
+def resolved(
+    path: Path | str, *, symlinks: Symlinks = "within", base: Path | str | None = None
+) -> Iterator[tuple[int, str]]:
     """``(dir_fd, name)`` of the file ``path`` stands for, symlinks followed by the rule above.
 
-    The name may not exist (a writer creates it); a missing directory on the way is FileNotFoundError.
+    ``base`` is the directory trusted as it is (default: ``path``'s parent); every component of
+    ``path`` below it is walked with the rule, so a knowledge-base directory that a group member
+    replaced with a symlink is refused like a symlinked file.  ``symlinks`` applies to the file
+    itself; directories on the way always follow the ConfigMap rule.  The name may not exist (a
+    writer creates it); a missing directory on the way is FileNotFoundError.
     """
     path = Path(path)
-    top = open_dir(path.parent)
+    top_dir = path.parent if base is None else Path(base)
+    top = open_dir(top_dir)
     fds = [top]
     try:
         trusted = trusted_owners(os.fstat(top))
-        current, pending, hops = top, [path.name], 0
+        current, pending, hops = top, list(path.relative_to(top_dir).parts), 0
         while True:
             name = pending.pop(0)
             try:
@@ -122,7 +130,8 @@ def resolved(path: Path | str, *, symlinks: Symlinks = "within") -> Iterator[tup
                 return
             if stat.S_ISLNK(st.st_mode):
                 hops += 1
-                pending = _link_parts(path, current, name, st, trusted, symlinks, hops) + pending
+                rule: Symlinks = symlinks if not pending else "within"
+                pending = _link_parts(path, current, name, st, trusted, rule, hops) + pending
                 continue
             if not pending:
                 yield current, name
@@ -136,6 +145,28 @@ def resolved(path: Path | str, *, symlinks: Symlinks = "within") -> Iterator[tup
     finally:
         for fd in fds:
             os.close(fd)
+
+
+@contextlib.contextmanager
+def opened_dir(path: Path | str, *, base: Path | str | None = None) -> Iterator[int]:
+    """A descriptor of the directory ``path``; below ``base`` (when given) walked by the rule of :func:`resolved`
+    and, like every directory on the way, owned by root, us or ``base``'s owner."""
+    if base is None or Path(path) == Path(base):
+        fd = open_dir(path)
+    else:
+        with resolved(path, base=base) as (dir_fd, name):
+            fd = os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=dir_fd)
+        try:
+            owner = os.fstat(fd).st_uid
+            if owner not in trusted_owners(os.stat(base)):
+                raise SymlinkRefusedError(str(path), f"is a directory owned by uid {owner}; not used")
+        except BaseException:
+            os.close(fd)
+            raise
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def _link_parts(
@@ -186,14 +217,16 @@ def read_fd(fd: int, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def read_file(path: Path | str, *, limit: int, symlinks: Symlinks = "within") -> FileContent:
+def read_file(
+    path: Path | str, *, limit: int, symlinks: Symlinks = "within", base: Path | str | None = None
+) -> FileContent:
     """Read a regular file safely: at most ``limit + 1`` bytes, symlinks by the rule of :func:`resolved`.
 
     Raises FileNotFoundError when absent, :class:`~promptwatch.errors.NotRegularFileError` for a FIFO,
     directory, device, socket or symlink loop, :class:`~promptwatch.errors.SymlinkRefusedError` for a
-    symlink not followed, and other OSErrors (EACCES, EIO) as they are.
+    symlink not followed, and other OSErrors (EACCES, EIO) as they are.  ``base``: see :func:`resolved`.
     """
-    with resolved(path, symlinks=symlinks) as (dir_fd, name):
+    with resolved(path, symlinks=symlinks, base=base) as (dir_fd, name):
         fd = open_regular(dir_fd, name, path)
     try:
         st = os.fstat(fd)

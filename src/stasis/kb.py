@@ -284,8 +284,9 @@ class KnowledgeBase(Reloader[KbSnapshot]):
                 continue
             try:
                 # Never blocks on a FIFO, reads at most the limit + 1 bytes, follows a symlink only
-                # inside the directory (a ConfigMap), never to a file another user points it at.
-                data = read_file(Path(entry.path), limit=self.max_bytes).data
+                # inside the directory (a ConfigMap), never to a file another user points it at; the
+                # directory itself is walked from its parent, so a kb/ replaced by a link out is refused.
+                data = read_file(Path(entry.path), limit=self.max_bytes, base=self.path.parent).data
             except FileNotFoundError:
                 continue
             except (OSError, UnsafeFileError) as e:

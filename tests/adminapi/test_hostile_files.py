@@ -21,6 +21,7 @@ import pytest
 from adminapi import AdminSettings
 from promptwatch import MAX_DOCUMENT_BYTES
 from promptwatch.status import ConsumerStatus, process_start_ticks
+from stasis.kb import KnowledgeBase
 
 from .conftest import TOKEN, make_settings, serve, stop
 
@@ -149,3 +150,38 @@ def test_forged_consumers_neither_show_nor_make_a_save_wait(
     assert r.status_code == 200, r.text
     assert r.json()["consumers"] == [] and r.json()["all_applied"] is True
     assert took < 2.5, f"the save waited {took:.1f}s for a forged consumer"
+
+
+@needs_root
+def test_a_knowledge_base_dir_swapped_for_a_symlink_by_a_group_member_is_refused(
+    world: Path, config_dir: Path, status_dir: Path, tmp_path: Path
+) -> None:
+    """In the group-writable prompts directory a member can rename kb/ away and put a link in its place."""
+    prompts_dir = world / "prompts"
+    prompts_dir.mkdir()
+    os.chown(prompts_dir, 0, NOBODY)
+    prompts_dir.chmod(0o2775)
+    kb = prompts_dir / "kb"
+    kb.mkdir()
+    (kb / "тарифы.md").write_text("# Тарифы\n")
+    outside = world / "outside"
+    outside.mkdir(mode=0o777)
+    (outside / "secret.md").write_text("ADMIN_TOKEN=секрет\n")
+    as_nobody("mv", kb, prompts_dir / "kb.old")
+    as_nobody("ln", "-s", outside, kb)
+    served = serve(make_settings(config_dir, status_dir, tmp_path, kb_dir=kb))
+    try:
+        with served.client() as client:
+            upload = client.post("/api/kb", files={"file": ("новости.md", "Новости".encode(), "text/markdown")})
+            listed = client.get("/api/kb").json()["files"]
+            read = client.get("/api/kb/secret.md")
+            deleted = client.delete("/api/kb/secret.md")
+    finally:
+        stop(served)
+    assert upload.status_code == 409, upload.text
+    assert "is a symlink" in upload.json()["detail"] and str(kb) in upload.json()["detail"]
+    assert listed == []
+    assert read.status_code == 409 and deleted.status_code == 409
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.md"], "nothing written or removed outside"
+    with KnowledgeBase(kb, hot_reload=False) as bot_kb:
+        assert bot_kb.current.documents == ()
