@@ -254,3 +254,17 @@ def test_config_check_on_a_fifo_answers_at_once(tmp_path: Path, status_dir: Path
     result = run_cli("config", "--check", env=env, timeout=15)
     assert result.returncode == 1
     assert f"PROMPTS_PATH {path}: is a FIFO, not a regular file" in result.stdout + result.stderr
+
+
+def test_below_a_base_the_directories_on_the_way_follow_the_configmap_rule(tmp_path: Path) -> None:
+    (tmp_path / "..2026_01" / "kb").mkdir(parents=True)
+    (tmp_path / "..2026_01" / "kb" / "faq.md").write_text("ok")
+    (tmp_path / "..data").symlink_to("..2026_01")
+    (tmp_path / "kb").symlink_to("..data/kb")
+    read = read_file(tmp_path / "kb" / "faq.md", limit=100, symlinks="never", base=tmp_path)
+    assert read.data == b"ok", "symlinks='never' is about the file itself, not the directories above it"
+    (tmp_path / "kb").unlink()
+    (tmp_path / "kb").symlink_to(tmp_path / "..2026_01" / "kb")  # absolute: leaves the base's rule
+    with pytest.raises(SymlinkRefusedError, match="leaving its directory"):
+        read_file(tmp_path / "kb" / "faq.md", limit=100, base=tmp_path)
+    assert read_file(tmp_path / "kb" / "faq.md", limit=100).data == b"ok", "without a base, the directory is trusted"
