@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import subprocess
+import sys
 import threading
 import tracemalloc
 from collections.abc import Callable
@@ -30,7 +32,7 @@ from promptwatch.atomic import read_bytes
 from promptwatch.schema import MAX_DOCUMENT_BYTES, parse_document
 from tests.util import wait_until
 
-from .helpers import POLL_INTERVAL, greeting_of, make_doc, run_cli
+from .helpers import POLL_INTERVAL, PROMPTWATCH, greeting_of, make_doc, run_cli
 
 T = TypeVar("T")
 GIB = 1 << 30
@@ -268,3 +270,23 @@ def test_below_a_base_the_directories_on_the_way_follow_the_configmap_rule(tmp_p
     with pytest.raises(SymlinkRefusedError, match="leaving its directory"):
         read_file(tmp_path / "kb" / "faq.md", limit=100, base=tmp_path)
     assert read_file(tmp_path / "kb" / "faq.md", limit=100).data == b"ok", "without a base, the directory is trusted"
+
+
+def test_promptwatch_status_on_a_1_gib_file_stays_small(tmp_path: Path, status_dir: Path) -> None:
+    """Peak RSS of the real command, measured by a parent whose only child it is (it used to read all 1 GiB)."""
+    path = make_sparse(tmp_path / "prompts.json")
+    measure = (
+        "import resource, subprocess, sys;"
+        "r = subprocess.run(sys.argv[1:], capture_output=True, timeout=30);"
+        "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", measure, str(PROMPTWATCH), "status", str(path), "--status-dir", str(status_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split()
+    code, peak_kib = int(out[0]), int(out[1])
+    assert code == 0
+    assert peak_kib < 200 * 1024, f"promptwatch status peaked at {peak_kib // 1024} MiB for a 1 GiB file"
