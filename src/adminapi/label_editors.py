@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from promptwatch import LabelError, parse_document
-from promptwatch.errors import DocumentError
+from promptwatch.errors import DocumentError, UnsafeFileError
 from promptwatch.history import HistoryStore, history_file
 from promptwatch.labels import MAX_LABELS, PRODUCTION, LabelFile, check_label, label_path, list_labels, read_label
 
@@ -92,8 +92,8 @@ class LabelEditors:
                 parse_document(read[0], source=lf.path.name, limit=self.settings.prompts_max_bytes)
             except DocumentError as e:
                 error = str(e)
-            except OSError as e:
-                error = f"{lf.path.name}: {e.strerror or e}"
+            except (OSError, UnsafeFileError) as e:
+                error = f"{lf.path.name}: {getattr(e, 'strerror', None) or e}"
             out.append(LabelState(lf, error))
         return out
 

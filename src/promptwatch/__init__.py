@@ -9,14 +9,19 @@ from .errors import (
     DocumentTooLargeError,
     FieldError,
     LabelError,
+    NotRegularFileError,
     PromptwatchError,
     StartupError,
+    SymlinkRefusedError,
+    UnsafeDirectoryError,
+    UnsafeFileError,
     WriteError,
 )
 from .labels import PRODUCTION, check_label, document_name, label_path, list_labels
 from .labelset import LabelSet
 from .promotion import promote
 from .reload import Reloader
+from .safeio import read_file
 from .schema import MAX_DOCUMENT_BYTES, Prompts, parse_document, sha256_hex
 from .settings import PromptsSettings
 from .snapshot import HotPrompts, Snapshot
@@ -36,12 +41,16 @@ __all__ = [
     "HotPrompts",
     "LabelError",
     "LabelSet",
+    "NotRegularFileError",
     "Prompts",
     "PromptsSettings",
     "PromptwatchError",
     "Reloader",
     "Snapshot",
     "StartupError",
+    "SymlinkRefusedError",
+    "UnsafeDirectoryError",
+    "UnsafeFileError",
     "WatchMode",
     "WriteError",
     "atomic_write",
@@ -52,6 +61,7 @@ __all__ = [
     "list_labels",
     "parse_document",
     "promote",
+    "read_file",
     "read_statuses",
     "sha256_hex",
     "start_watcher",

@@ -14,14 +14,13 @@ production file: it *is* a prompts file.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import LabelError
+from .errors import LabelError, UnsafeFileError
+from .safeio import read_file
 from .schema import MAX_DOCUMENT_BYTES, sha256_hex
 
 __all__ = [
@@ -116,29 +115,15 @@ class LabelFile:
 def read_label(path: Path, *, limit: int = MAX_DOCUMENT_BYTES) -> tuple[bytes, float] | None:
     """The bytes (at most ``limit + 1``) and mtime of a label file; None when it does not exist.
 
-    Only regular files are read (a FIFO or device planted under a label's name is refused, never
-    opened for a blocking read); symlinks are followed, as for a ConfigMap mount.
+    Read with :func:`promptwatch.safeio.read_file`: only a regular file (a FIFO or device planted
+    under a label's name is refused with :class:`~promptwatch.errors.NotRegularFileError`, never
+    opened for a blocking read), symlinks only within the directory, as for a ConfigMap mount.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
-    except FileNotFoundError:
+        content = read_file(path, limit=limit)
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    except OSError as e:
-        if e.errno == errno.ENOTDIR:
-            return None
-        raise
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
-        chunks: list[bytes] = []
-        left = limit + 1
-        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks), st.st_mtime
-    finally:
-        os.close(fd)
+    return content.data, content.stat.st_mtime
 
 
 def list_labels(prompts_path: Path, *, limit: int = MAX_DOCUMENT_BYTES) -> list[LabelFile]:
@@ -162,8 +147,8 @@ def list_labels(prompts_path: Path, *, limit: int = MAX_DOCUMENT_BYTES) -> list[
     for label in sorted(found, key=lambda name: (name != PRODUCTION, name)):
         try:
             read = read_label(found[label], limit=limit)
-        except OSError:
-            continue
+        except (OSError, UnsafeFileError):
+            continue  # unreadable, or no regular file: not a label
         if read is None:
             continue
         data, mtime = read

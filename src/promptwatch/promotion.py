@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .atomic import atomic_write
-from .errors import LabelError
+from .errors import LabelError, UnsafeFileError
 from .history import HistoryStore, Revision, history_file
 from .labels import check_label, label_path, read_label
 from .schema import MAX_DOCUMENT_BYTES, parse_document, sha256_hex
@@ -66,6 +66,8 @@ def promote(
     dst_path = label_path(prompts_path, dst)
     try:
         read = read_label(src_path, limit=limit)
+    except UnsafeFileError as e:
+        raise LabelError(f"label {src!r}: {e}") from e
     except OSError as e:
         raise LabelError(f"label {src!r}: cannot read {src_path}: {e.strerror or e}") from e
     if read is None:
@@ -74,8 +76,8 @@ def promote(
     parse_document(data, source=str(src_path), limit=limit)
     try:
         before = read_label(dst_path, limit=limit)
-    except OSError:
-        before = None
+    except (OSError, UnsafeFileError):
+        before = None  # the write below refuses what is unsafe to replace
     previous = sha256_hex(before[0]) if before is not None else None
     promotion = Promotion(src, dst, sha256_hex(data), len(data), previous, data)
 

@@ -44,7 +44,9 @@ def page(browser: Browser, served: Served) -> Iterator[Page]:
     ctx.set_default_timeout(15_000)
     pg = ctx.new_page()
     pg.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
-    pg.on("console", lambda m: problems.append(m.text) if m.type == "error" and "Failed to load" not in m.text else None)
+    pg.on(
+        "console", lambda m: problems.append(m.text) if m.type == "error" and "Failed to load" not in m.text else None
+    )
     pg.goto(served.url + "/")
     expect(pg.locator("#login")).to_be_visible()
     pg.fill("#login-token", TOKEN)

@@ -64,14 +64,19 @@ def test_label_files_beside_production(tmp_path: Path) -> None:
 
 
 def test_list_labels_production_first_and_only_regular_files(tmp_path: Path) -> None:
-    prod = tmp_path / "prompts.json"
+    config = tmp_path / "config"
+    config.mkdir()
+    prod = config / "prompts.json"
     prod.write_bytes(make_doc(1))
-    (tmp_path / "prompts.zeta.json").write_bytes(make_doc("z"))
-    (tmp_path / "prompts.alpha.json").write_bytes(make_doc("a"))
-    (tmp_path / "prompts.BAD.json").write_bytes(make_doc("x"))
-    (tmp_path / "prompts.production.json").write_bytes(make_doc("x"))
-    os.mkfifo(tmp_path / "prompts.fifo.json")  # would block a naive reader forever
-    os.symlink(tmp_path / "prompts.alpha.json", tmp_path / "prompts.linked.json")
+    (config / "prompts.zeta.json").write_bytes(make_doc("z"))
+    (config / "prompts.alpha.json").write_bytes(make_doc("a"))
+    (config / "prompts.BAD.json").write_bytes(make_doc("x"))
+    (config / "prompts.production.json").write_bytes(make_doc("x"))
+    os.mkfifo(config / "prompts.fifo.json")  # would block a naive reader forever
+    os.symlink("prompts.alpha.json", config / "prompts.linked.json")  # within the directory: followed
+    outside = tmp_path / "outside.json"
+    outside.write_bytes(make_doc("o"))
+    os.symlink(outside, config / "prompts.outside.json")  # leaves the directory: not a label
     found = list_labels(prod)
     assert [f.label for f in found] == [PRODUCTION, "alpha", "linked", "zeta"]
     assert found[0].sha256 == sha256_hex(make_doc(1))
