@@ -148,9 +148,11 @@ class KbStore:
             raise KbNameError(f"{path.name}: exists and is not a regular file")
         self.directory.mkdir(parents=True, exist_ok=True)
         created = not path.exists()
-        sha = atomic_write(path, data)
-        with contextlib.suppress(FileNotFoundError):
-            lock_path(path).unlink()  # no conditional writes here: keep the directory free of lock files
+        try:
+            sha = atomic_write(path, data)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                lock_path(path).unlink()  # no conditional writes here: keep the directory free of lock files
         st = path.stat()
         return KbFile(path.name, st.st_size, st.st_mtime, sha), created
 

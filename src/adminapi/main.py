@@ -26,20 +26,23 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from promptwatch import Prompts, PromptwatchError
+from promptwatch import MAX_DOCUMENT_BYTES, Prompts, PromptwatchError
 from promptwatch.logs import setup_logging
 from promptwatch.systemd import notify
 from stasis.calllog import CallLog
 
-from .api.limits import UploadLimit
+from .api.guard import RequestGuard
+from .api.limits import BodyCaps
 from .api.problems import install_handlers
 from .api.routes import calls, health, kb, metrics, playground, prompts, status
+from .api.schemas import PATCH_ADAPTER
 from .auth import load_tokens
 from .consumers import consumer_views
 from .editor import PromptsEditor
 from .history import HistoryStore
 from .knowledge import KbStore
 from .metrics import AdminMetrics
+from .server import server_config
 from .settings import AdminSettings
 
 __all__ = ["create_app", "main", "status_line"]
@@ -155,7 +158,12 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     app.state.metrics = AdminMetrics(lambda: _consumer_counts(app))
     app.state.editor = None
     install_handlers(app)
-    app.add_middleware(UploadLimit, max_bytes=settings.kb_max_bytes)
+    app.add_middleware(
+        RequestGuard,
+        tokens=app.state.tokens,
+        caps=BodyCaps(document_bytes=MAX_DOCUMENT_BYTES, kb_bytes=settings.kb_max_bytes),
+        body_timeout=settings.admin_body_timeout,
+    )
     for module in (health, prompts, status, kb, calls, playground, metrics):
         app.include_router(module.router)
 
@@ -168,6 +176,9 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
             components = schema.setdefault("components", {})
             schemas = components.setdefault("schemas", {})
             schemas.setdefault("Prompts", Prompts.model_json_schema(ref_template="#/components/schemas/{model}"))
+            patch = PATCH_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(patch.pop("$defs", {}))
+            schemas["PatchBody"] = patch
             _problem_for_validation_errors(schema)
             app.openapi_schema = schema
         return app.openapi_schema
@@ -250,22 +261,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     def ready(server: uvicorn.Server) -> None:
         url = _bound_url(server, settings.admin_host)
         if tokens.generated_file is not None:
-            logger.warning("admin panel: %s  token: %s  (generated, kept in %s)", url, tokens.first(),
+            # Only a prefix goes to the journal (readable by more people than the 0600 file).
+            logger.warning("admin panel: %s  token: %s (generated; the whole token is in %s)", url, tokens.shown(),
                            tokens.generated_file)  # fmt: skip
         else:
             logger.info("admin panel: %s", url)
         notify(f"READY=1\nSTATUS=serving {url}; {status_line(app)}")
 
-    config = uvicorn.Config(
-        app,
-        host=settings.admin_host,
-        port=settings.admin_port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-        proxy_headers=False,
-    )
-    server = _Server(config, on_ready=ready)
+    server = _Server(server_config(app, settings), on_ready=ready)
     server.run()
     return 0 if server.started else 1
 

@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 
 from adminapi import AdminSettings, create_app
+from adminapi.server import server_config
 from promptwatch import read_statuses
 from tests.util import wait_until
 
@@ -54,7 +55,7 @@ def make_settings(config_dir: Path, status_dir: Path, tmp_path: Path, **override
 
 def serve(settings: AdminSettings) -> Served:
     app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on")
+    config = server_config(app, settings, host="127.0.0.1", port=0, lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()

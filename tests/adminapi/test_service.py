@@ -114,10 +114,15 @@ def test_service_notifies_ready_logs_to_the_journal_and_stops_gracefully_on_sigt
         assert ready.startswith("READY=1\nSTATUS=serving http://127.0.0.1:")
         assert "consumers in sync 1/1" in ready  # the panel's own watcher
         found = wait_until(
-            lambda: re.search(r"^<4>adminapi: admin panel: (\S+)  token: (\S+)", log.read_text(), re.M), timeout=10
-        )
-        url, token = found.group(1), found.group(2)
-        assert (tmp_path / "state" / "admin-token").read_text().strip() == token
+            lambda: re.search(r"^<4>adminapi: admin panel: (\S+)  token: (\S+)… \(generated; the whole token is in (.+)\)$",
+                              log.read_text(), re.M),
+            timeout=10,
+        )  # fmt: skip
+        url, prefix, where = found.group(1), found.group(2), found.group(3)
+        token = (tmp_path / "state" / "admin-token").read_text().strip()
+        assert Path(where).resolve() == (tmp_path / "state" / "admin-token").resolve()
+        assert len(prefix) == 4 and token.startswith(prefix)
+        assert token not in log.read_text(), "the whole token is not written to the journal"
         assert re.search(r"^<6>promptwatch: prompts loaded sha=", log.read_text(), re.M)
         headers = {"Authorization": f"Bearer {token}"}
         r = httpx.get(url + "api/status", headers=headers, timeout=10)

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from stasis.calllog import CallDetail, CallSummary
 
 from ..deps import CallLogDep, OperatorDep
-from ..problems import AUTH_RESPONSES, ApiError, responses
+from ..problems import AUTH_RESPONSES, ApiError, Code, responses
 from ..schemas import CallDetailOut, CallList, CallOut
 
 __all__ = ["router"]
@@ -62,5 +62,5 @@ async def list_calls(
 async def get_call(call_id: str, calllog: CallLogDep, _operator: OperatorDep) -> CallDetailOut:
     call = await run_in_threadpool(calllog.get_call, call_id)
     if call is None:
-        raise ApiError(404, f"no call {call_id!r} in the call log")
+        raise ApiError(Code.NO_CALL, f"no call {call_id!r} in the call log")
     return _detail(call)

@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from promptwatch import WriteError
+
 from ...knowledge import KbContentError, KbError, KbNameError, KbTooLargeError
 from ..deps import KbDep, OperatorDep
-from ..problems import AUTH_RESPONSES, ApiError, responses
+from ..problems import AUTH_RESPONSES, ApiError, Code, responses, write_error
 from ..schemas import KbFileOut, KbList
 
 __all__ = ["router"]
+
+logger = logging.getLogger("adminapi.kb")
 
 router = APIRouter(prefix="/api/kb", tags=["knowledge base"], responses=AUTH_RESPONSES)
 
 
 def _error(e: KbError) -> ApiError:
     if isinstance(e, KbNameError):
-        return ApiError(400, str(e))
+        return ApiError(Code.KB_BAD_NAME, str(e))
     if isinstance(e, KbTooLargeError):
-        return ApiError(413, str(e))
+        return ApiError(Code.TOO_LARGE, str(e))
     if isinstance(e, KbContentError):
-        return ApiError(415, str(e))
-    return ApiError(400, str(e))
+        return ApiError(Code.KB_NOT_TEXT, str(e))
+    return ApiError(Code.BAD_REQUEST, str(e))
 
 
 @router.get("", summary="The knowledge-base files", response_model=KbList)
@@ -39,7 +44,10 @@ async def list_files(kb: KbDep, _operator: OperatorDep) -> KbList:
     summary="Upload a file (replaces one with the same name)",
     status_code=201,
     response_model=KbFileOut,
-    responses={200: {"model": KbFileOut, "description": "Replaced an existing file"}, **responses(400, 413, 415)},
+    responses={
+        200: {"model": KbFileOut, "description": "Replaced an existing file"},
+        **responses(400, 408, 413, 415, 422, 500, 507),
+    },
 )
 async def upload(
     kb: KbDep,
@@ -55,6 +63,9 @@ async def upload(
         stored, created = await run_in_threadpool(kb.write, target, data)
     except KbError as e:
         raise _error(e) from None
+    except (WriteError, OSError) as e:
+        logger.error("knowledge base: upload of %r failed: %s", target, e)
+        raise write_error(e) from None
     finally:
         await file.close()
     response.status_code = 201 if created else 200
@@ -83,7 +94,7 @@ async def read_file(name: str, kb: KbDep, _operator: OperatorDep) -> Response:
     except KbError as e:
         raise _error(e) from None
     if found is None:
-        raise ApiError(404, f"{name}: no such file in the knowledge base")
+        raise ApiError(Code.KB_NOT_FOUND, f"{name}: no such file in the knowledge base")
     info, data = found
     return Response(
         data,
@@ -95,12 +106,15 @@ async def read_file(name: str, kb: KbDep, _operator: OperatorDep) -> Response:
     )
 
 
-@router.delete("/{name}", summary="Delete a file", status_code=204, responses=responses(400, 404))
+@router.delete("/{name}", summary="Delete a file", status_code=204, responses=responses(400, 404, 500))
 async def delete_file(name: str, kb: KbDep, _operator: OperatorDep) -> Response:
     try:
         deleted = await run_in_threadpool(kb.delete, name)
     except KbError as e:
         raise _error(e) from None
+    except (WriteError, OSError) as e:
+        logger.error("knowledge base: deleting %r failed: %s", name, e)
+        raise write_error(e) from None
     if not deleted:
-        raise ApiError(404, f"{name}: no such file in the knowledge base")
+        raise ApiError(Code.KB_NOT_FOUND, f"{name}: no such file in the knowledge base")
     return Response(status_code=204)
