@@ -85,6 +85,14 @@ async def _status_loop(app: FastAPI, period: float = 1.0) -> None:
         await asyncio.sleep(period)
 
 
+async def _repair_loop(editor: PromptsEditor, period: float = 1.0) -> None:
+    """Retry a history that could not be written (a full state dir) until it is repaired from the disk."""
+    while True:
+        await asyncio.sleep(period)
+        if editor.history_broken is not None:
+            await run_in_threadpool(editor.repair_history)
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: AdminSettings = app.state.settings
@@ -94,20 +102,22 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.history = history
     app.state.editor = editor
     app.state.kb = KbStore(settings.knowledge_base_dir, max_bytes=settings.kb_max_bytes)
-    app.state.calllog = CallLog(settings.calllog_path, readonly=True)
+    app.state.calllog = await run_in_threadpool(lambda: CallLog(settings.calllog_path, readonly=True))
     app.state.agent = None
     app.state.agent_lock = asyncio.Lock()
     status_task = asyncio.create_task(_status_loop(app)) if notify_enabled() else None
+    repair_task = asyncio.create_task(_repair_loop(editor))
     logger.info(
         "admin panel ready: prompts=%s kb=%s calls=%s", editor.path, settings.knowledge_base_dir, settings.calllog_path
     )
     try:
         yield
     finally:
-        if status_task is not None:
-            status_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await status_task
+        for task in (status_task, repair_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await playground.close_agent(app.state)
         app.state.editor = None
         app.state.calllog = None

@@ -114,10 +114,13 @@ def test_service_notifies_ready_logs_to_the_journal_and_stops_gracefully_on_sigt
         assert ready.startswith("READY=1\nSTATUS=serving http://127.0.0.1:")
         assert "consumers in sync 1/1" in ready  # the panel's own watcher
         found = wait_until(
-            lambda: re.search(r"^<4>adminapi: admin panel: (\S+)  token: (\S+)… \(generated; the whole token is in (.+)\)$",
-                              log.read_text(), re.M),
+            lambda: re.search(
+                r"^<4>adminapi: admin panel: (\S+)  token: (\S+)… \(generated; the whole token is in (.+)\)$",
+                log.read_text(),
+                re.M,
+            ),
             timeout=10,
-        )  # fmt: skip
+        )
         url, prefix, where = found.group(1), found.group(2), found.group(3)
         token = (tmp_path / "state" / "admin-token").read_text().strip()
         assert Path(where).resolve() == (tmp_path / "state" / "admin-token").resolve()

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from promptwatch import DocumentError, DocumentSchemaError, DocumentSyntaxError, DocumentTooLargeError
 from promptwatch.schema import format_loc
@@ -196,12 +197,25 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 _HTTP_CODES = {404: Code.NOT_FOUND, 405: Code.METHOD_NOT_ALLOWED, 400: Code.BAD_REQUEST}
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method the API documents for this path (Starlette names only those of the first route)."""
+    methods: set[str] = set()
+    path = request.scope["path"]
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(path):
+            methods |= {m.upper() for m in operations}
+    return ", ".join(sorted(methods))
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     """Starlette's own errors (unknown path, method not allowed, a body FastAPI cannot parse)."""
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, Code.BAD_REQUEST)
     status = STATUS[code] if exc.status_code not in _HTTP_CODES else exc.status_code
-    return _json(status, Problem(code=code, detail=str(exc.detail)), dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if status == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    return _json(status, Problem(code=code, detail=str(exc.detail)), headers)
 
 
 def install_handlers(app: FastAPI) -> None:
