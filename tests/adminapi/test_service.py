@@ -60,6 +60,27 @@ def test_refuses_a_non_loopback_address_without_a_configured_token(
     assert load_tokens(ok).generated_file is None
 
 
+@pytest.mark.parametrize("weak", ["x", "   ", "short-token", " " * 20 + "abc", "a b c d e f g h i j k l m n o"])
+def test_a_weak_admin_token_is_refused_beyond_loopback(
+    config_dir: Path, status_dir: Path, tmp_path: Path, weak: str
+) -> None:
+    """The same rule as ADMIN_TOKENS: 16+ non-blank characters once the panel listens beyond loopback."""
+    settings = make_settings(config_dir, status_dir, tmp_path, admin_token=weak, admin_tokens="", admin_host="0.0.0.0")
+    with pytest.raises(StartupError, match="ADMIN_TOKEN"):
+        load_tokens(settings)
+    assert not (tmp_path / "state" / "admin-token").exists()
+
+
+def test_a_strong_admin_token_is_accepted_beyond_loopback_and_any_on_loopback(
+    config_dir: Path, status_dir: Path, tmp_path: Path
+) -> None:
+    strong = make_settings(config_dir, status_dir, tmp_path, admin_token="0123456789abcdef", admin_tokens="",
+                           admin_host="0.0.0.0")  # fmt: skip
+    assert load_tokens(strong).check("0123456789abcdef") is not None
+    local = make_settings(config_dir, status_dir, tmp_path, admin_token="x", admin_tokens="")
+    assert load_tokens(local).check("x") is not None
+
+
 def _service_env(config_dir: Path, status_dir: Path, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ADMIN_", "NOTIFY_SOCKET", "JOURNAL_STREAM"))}
     env.update(
