@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from ...consumers import consumer_views
+from ...consumers import consumer_views, missing_services
 from ..deps import EditorDep, OperatorDep, SettingsDep
 from ..problems import AUTH_RESPONSES
 from ..schemas import ConsumerOut, StatusOut
@@ -20,6 +20,7 @@ async def get_status(editor: EditorDep, settings: SettingsDep, _operator: Operat
     state = await run_in_threadpool(editor.read)
     views = await run_in_threadpool(consumer_views, settings.prompts_status_dir, settings.prompts_file, state.sha256)
     in_sync = sum(v.in_sync for v in views)
+    missing = missing_services(settings.expected_consumers, views)
     return StatusOut(
         path=str(editor.path),
         sha256=state.sha256,
@@ -30,4 +31,6 @@ async def get_status(editor: EditorDep, settings: SettingsDep, _operator: Operat
         consumers=[ConsumerOut.of(v) for v in views],
         in_sync=in_sync,
         out_of_sync=len(views) - in_sync,
+        missing=missing,
+        all_in_sync=state.sha256 is not None and in_sync == len(views) and not missing,
     )
