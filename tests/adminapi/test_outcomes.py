@@ -243,3 +243,30 @@ def test_the_codes_are_listed_once_with_one_status_each() -> None:
     assert set(STATUS) == set(Code)
     assert len({c.value for c in Code}) == len(Code)
     assert all(c.value.isidentifier() and c.value.islower() for c in Code)
+
+
+@pytest.mark.parametrize("header", ["", "0000,", "W/", '"a b"', "*, 00"])
+def test_a_malformed_if_match_is_refused_and_nothing_is_written(
+    client: httpx.Client, prompts_file: Path, header: str
+) -> None:
+    """Never taken as "no condition": an empty or malformed If-Match is a 422, the file untouched."""
+    before = prompts_file.read_bytes()
+    r = client.put("/api/prompts", content=VALID, headers={"If-Match": header})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_request", r.text
+    assert prompts_file.read_bytes() == before
+
+
+@pytest.mark.parametrize("value", ["0.5", "1700000000", "yesterday", "2026-13"])
+def test_call_dates_are_iso_only(client: httpx.Client, value: str) -> None:
+    r = client.get("/api/calls", params={"until": value})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_request"
+    assert client.get("/api/calls", params={"until": "2026-11-25", "since": "2026-11-24T10:00:00Z"}).status_code == 200
+
+
+def test_new_kb_files_get_names_the_schema_documents(client: httpx.Client, config_dir: Path) -> None:
+    long = "д" * 61 + ".md"  # safe, but longer than the 63 characters documented for new names
+    r = client.post("/api/kb", files={"file": (long, b"# x\n")})
+    assert r.status_code == 400 and r.json()["code"] == "kb_bad_name"
+    assert not (config_dir / "kb" / long).exists()
+    ok = "Тарифы — доставка (2026), «экспресс».md"
+    assert client.post("/api/kb", files={"file": (ok, b"# x\n")}).status_code == 201

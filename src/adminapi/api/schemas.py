@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema
 
 from ..consumers import ConsumerView
 from ..history import Revision
@@ -211,7 +211,15 @@ class PlaygroundIn(BaseModel):
         }
     )
 
-    prompts: dict[str, Any] = Field(description="The draft prompts document")
+    prompts: Annotated[
+        dict[str, Any],
+        WithJsonSchema(
+            {
+                "allOf": [{"$ref": "#/components/schemas/Prompts"}],
+                "description": "The draft prompts document (validated like a save: 422 with the path of each error)",
+            }
+        ),
+    ]
     text: str = Field(min_length=1, max_length=4000)
     history: list[MessageIn] = Field(default_factory=list, max_length=50)
 

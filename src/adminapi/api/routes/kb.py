@@ -6,12 +6,19 @@ import logging
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Response, UploadFile
+from fastapi import APIRouter, File, Form, Path, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from promptwatch import WriteError
 
-from ...knowledge import KbContentError, KbError, KbNameError, KbTooLargeError
+from ...knowledge import (
+    UPLOAD_NAME_PATTERN,
+    KbContentError,
+    KbError,
+    KbNameError,
+    KbTooLargeError,
+    check_upload_name,
+)
 from ..deps import KbDep, OperatorDep
 from ..problems import AUTH_RESPONSES, ApiError, Code, responses, write_error
 from ..schemas import KbFileOut, KbList
@@ -21,6 +28,16 @@ __all__ = ["router"]
 logger = logging.getLogger("adminapi.kb")
 
 router = APIRouter(prefix="/api/kb", tags=["knowledge base"], responses=AUTH_RESPONSES)
+
+# Documented, and checked by the store (400 ``kb_bad_name``), not by FastAPI: a file copied in by hand under
+# another safe name can still be read and deleted.
+KbName = Annotated[
+    str,
+    Path(
+        description="A file name (the names the panel creates match the pattern; any safe name can be read)",
+        json_schema_extra={"pattern": UPLOAD_NAME_PATTERN},
+    ),
+]
 
 
 def _error(e: KbError) -> ApiError:
@@ -54,11 +71,17 @@ async def upload(
     _operator: OperatorDep,
     response: Response,
     file: Annotated[UploadFile, File(description="UTF-8 Markdown, text or JSON")],
-    name: Annotated[str | None, Form(description="Store under this name instead of the uploaded file name")] = None,
+    name: Annotated[
+        str | None,
+        Form(
+            description="Store under this name instead of the uploaded file name",
+            json_schema_extra={"pattern": UPLOAD_NAME_PATTERN},
+        ),
+    ] = None,
 ) -> KbFileOut:
     target = name or file.filename or ""
     try:
-        await run_in_threadpool(lambda: kb.check_name(target))
+        check_upload_name(target)
         data = await file.read(kb.max_bytes + 1)
         stored, created = await run_in_threadpool(kb.write, target, data)
     except KbError as e:
@@ -88,7 +111,7 @@ async def upload(
         **responses(400, 404),
     },
 )
-async def read_file(name: str, kb: KbDep, _operator: OperatorDep) -> Response:
+async def read_file(name: KbName, kb: KbDep, _operator: OperatorDep) -> Response:
     try:
         found = await run_in_threadpool(kb.read, name)
     except KbError as e:
@@ -107,7 +130,7 @@ async def read_file(name: str, kb: KbDep, _operator: OperatorDep) -> Response:
 
 
 @router.delete("/{name}", summary="Delete a file", status_code=204, responses=responses(400, 404, 500))
-async def delete_file(name: str, kb: KbDep, _operator: OperatorDep) -> Response:
+async def delete_file(name: KbName, kb: KbDep, _operator: OperatorDep) -> Response:
     try:
         deleted = await run_in_threadpool(kb.delete, name)
     except KbError as e:

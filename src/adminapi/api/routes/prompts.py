@@ -52,10 +52,12 @@ WaitMs = Annotated[
     Query(ge=0, le=600_000, description="Wait up to this many ms (capped by ADMIN_WAIT_MAX_MS) for every consumer"),
 ]
 Message = Annotated[str, Query(max_length=500, description="A note kept in the history")]
+IF_MATCH_PATTERN = r'^\s*(\*|(W/)?"?[0-9A-Za-z]+"?(\s*,\s*(W/)?"?[0-9A-Za-z]+"?)*)\s*$'
+"""``*`` or a list of entity tags (quoted or not, ``W/`` ignored): anything else is 422, not a condition."""
 IfMatch = Annotated[
     str | None,
     Header(
-        min_length=1,
+        pattern=IF_MATCH_PATTERN,
         description="The ETag the edit is based on (or `*`); a stale one gets 412 and nothing is written",
     ),
 ]
