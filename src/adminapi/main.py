@@ -146,6 +146,13 @@ def _consumer_counts(app: FastAPI) -> tuple[int, int]:
     return in_sync, len(views) - in_sync
 
 
+def _count_too_large(app: FastAPI, method: str, path: str) -> None:
+    """A save refused for its size before it reached the route still counts as a failed save."""
+    if path.startswith("/api/prompts") and method in ("PUT", "POST", "PATCH"):
+        metrics: AdminMetrics = app.state.metrics
+        metrics.save_failures.labels("too_large").inc()
+
+
 def _problem_for_validation_errors(schema: dict[str, Any]) -> None:
     """Request validation errors are answered with :class:`Problem` (see ``install_handlers``): say so."""
     problem = {"$ref": "#/components/schemas/Problem"}
@@ -177,6 +184,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         tokens=app.state.tokens,
         caps=BodyCaps(document_bytes=settings.prompts_max_bytes, kb_bytes=settings.kb_max_bytes),
         body_timeout=settings.admin_body_timeout,
+        on_too_large=lambda method, path: _count_too_large(app, method, path),
     )
     for module in (health, prompts, status, kb, calls, playground, metrics):
         app.include_router(module.router)

@@ -25,6 +25,7 @@ import asyncio
 import logging
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -233,15 +234,16 @@ class RateLimitFilter(logging.Filter):
     """At most ``burst`` records per ``period`` seconds from one logger and message template; a note
     with the number left out when the next window opens."""
 
-    def __init__(self, *, burst: int = 10, period: float = 10.0) -> None:
+    def __init__(self, *, burst: int = 10, period: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.burst = burst
         self.period = period
+        self.clock = clock
         self._windows: dict[tuple[str, str], list[float | int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         key = (record.name, str(record.msg))
-        now = time.monotonic()
+        now = self.clock()
         window = self._windows.get(key)
         if window is None or now - window[0] >= self.period:
             suppressed = int(window[2]) if window is not None else 0

@@ -175,12 +175,14 @@ def test_metrics_count_saves_conflicts_and_consumers(client: httpx.Client, promp
     assert client.put("/api/prompts", json={**doc, "greeting": "Раз"}).status_code == 200
     assert client.put("/api/prompts", json={**doc, "greeting": "Два"}, headers={"If-Match": stale}).status_code == 412
     assert client.put("/api/prompts", json={**doc, "greeting": " "}).status_code == 422
+    assert client.put("/api/prompts", content=b" " * (2 << 20)).status_code == 413  # refused before the route
     r = client.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     text = r.text
     assert 'adminapi_saves_total{origin="api"} 1.0' in text
     assert "adminapi_conflicts_total 1.0" in text
     assert 'adminapi_save_failures_total{reason="invalid"} 1.0' in text
+    assert 'adminapi_save_failures_total{reason="too_large"} 1.0' in text
     wait_until(lambda: 'adminapi_consumers{state="in_sync"} 1.0' in client.get("/metrics").text, timeout=10)
 
 

@@ -91,11 +91,26 @@ async def refuse(send: Send, code: Code, detail: str, *, headers: list[tuple[byt
 class RequestGuard:
     """Token first, then a capped and timed body, for every request that has a body."""
 
-    def __init__(self, app: ASGIApp, *, tokens: TokenSet, caps: BodyCaps, body_timeout: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        tokens: TokenSet,
+        caps: BodyCaps,
+        body_timeout: float,
+        on_too_large: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.app = app
         self.tokens = tokens
         self.caps = caps
         self.body_timeout = body_timeout
+        self.on_too_large = on_too_large
+        """Called with the method and path of each body refused for its size (the metrics count them)."""
+
+    async def _too_large(self, send: Send, method: str, path: str, detail: str) -> None:
+        if self.on_too_large is not None:
+            self.on_too_large(method, path)
+        await refuse(send, Code.TOO_LARGE, detail)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -118,13 +133,13 @@ class RequestGuard:
         cap = self.caps.cap(method, path)
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
-            await refuse(send, Code.TOO_LARGE, f"the body is {int(declared)} bytes, the limit is {cap}")
+            await self._too_large(send, method, path, f"the body is {int(declared)} bytes, the limit is {cap}")
             return
         try:
             with anyio.fail_after(self.body_timeout):
                 body = await _read_body(receive, cap)
         except _TooLarge:
-            await refuse(send, Code.TOO_LARGE, f"the body is over the limit of {cap} bytes")
+            await self._too_large(send, method, path, f"the body is over the limit of {cap} bytes")
             return
         except TimeoutError:
             await refuse(send, Code.BODY_TIMEOUT, f"the body did not arrive within {self.body_timeout:g} s")
