@@ -4,12 +4,9 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 import resource
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,7 +18,7 @@ import pytest
 
 from tests.util import wait_until
 
-from .conftest import TOKEN, Served
+from .conftest import TOKEN, Served, spawn_panel
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 TWO_MIB = b"x" * (2 * 1024 * 1024)
@@ -178,35 +175,8 @@ def _limit_nofile() -> None:
 @pytest.fixture
 def panel_process(config_dir: Path, status_dir: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """``adminapi`` as a service runs it: its own process, 1,024 descriptors, a 2 s header deadline."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ADMIN_", "NOTIFY_SOCKET", "JOURNAL_STREAM"))}
-    env.update(
-        PROMPTS_PATH=str(config_dir / "prompts.json"),
-        PROMPTS_STATUS_DIR=str(status_dir),
-        STATE_DIR=str(tmp_path / "state"),
-        CALLLOG_PATH=str(tmp_path / "calls.sqlite3"),
-        ADMIN_TOKEN=TOKEN,
-        ADMIN_HEADER_TIMEOUT="2",
-    )
-    log = tmp_path / "panel.log"
-    with open(log, "wb") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "adminapi.main", "--port", "0"],
-            env=env, cwd=tmp_path, stderr=stderr, preexec_fn=_limit_nofile,
-        )  # fmt: skip
-    try:
-        found = wait_until(
-            lambda: re.search(r"admin panel: (http://\S+)/", log.read_text()) or proc.poll() is not None, timeout=20
-        )
-        assert proc.poll() is None, log.read_text()
-        assert isinstance(found, re.Match)
-        yield found.group(1), log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with spawn_panel(config_dir, status_dir, tmp_path, env={"ADMIN_HEADER_TIMEOUT": "2"}, preexec=_limit_nofile) as p:
+        yield p
 
 
 def test_1100_drip_fed_connections_do_not_starve_other_clients(panel_process: tuple[str, Path]) -> None:

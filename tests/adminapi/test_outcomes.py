@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,7 +18,9 @@ from adminapi.api.problems import STATUS, Code
 from promptwatch import MAX_DOCUMENT_BYTES, sha256_hex
 from tests.util import wait_until
 
-from .conftest import Served, make_settings, serve, stop
+from .conftest import TOKEN, Served, make_settings, serve, spawn_panel, stop
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def _mount_tmpfs(path: Path, size: str) -> None:
@@ -169,6 +172,27 @@ def test_kb_upload_on_a_read_only_disk_answers_500_json(kb_on_tmpfs: tuple[Serve
     finally:
         subprocess.run(["mount", "-o", "remount,rw", str(kb)], check=True, capture_output=True)
     assert _litter(kb) == []
+
+
+def test_kb_upload_without_permission_answers_500_json(config_dir: Path, status_dir: Path, tmp_path: Path) -> None:
+    """A real EACCES: the panel runs as root without CAP_DAC_OVERRIDE, the knowledge-base dir is 0555."""
+    if shutil.which("setpriv") is None or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv (util-linux)")
+    kb = config_dir / "kb"
+    kb.chmod(0o555)
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+    try:
+        with spawn_panel(config_dir, status_dir, tmp_path, prefix=drop) as (url, log):
+            r = httpx.post(url + "/api/kb", files={"file": ("новый.md", b"# x\n")}, headers=AUTH, timeout=10)
+            assert r.status_code == 500, r.text
+            assert r.json()["code"] == "write_failed" and "Permission denied" in r.json()["detail"]
+            name = next(p.name for p in kb.iterdir() if not p.name.startswith("."))
+            r = httpx.delete(f"{url}/api/kb/{name}", headers=AUTH, timeout=10)
+            assert r.status_code == 500 and r.json()["code"] == "write_failed"
+            assert "Traceback" not in log.read_text()
+    finally:
+        kb.chmod(0o755)
+    assert _litter(kb) == [] and not (kb / "новый.md").exists()
 
 
 def test_a_document_the_cli_accepts_is_accepted_by_put_byte_for_byte(
