@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -148,6 +149,12 @@ def free_port() -> int:
         return port
 
 
+class Panel(NamedTuple):
+    url: str
+    log: Path
+    pid: int
+
+
 @contextlib.contextmanager
 def spawn_panel(
     config_dir: Path,
@@ -157,8 +164,8 @@ def spawn_panel(
     env: dict[str, str] | None = None,
     prefix: Sequence[str] = (),
     preexec: Callable[[], None] | None = None,
-) -> Iterator[tuple[str, Path]]:
-    """``adminapi`` in its own process (``prefix`` runs it, e.g. under ``setpriv``); yields its URL and log file."""
+) -> Iterator[Panel]:
+    """``adminapi`` in its own process (``prefix`` runs it, e.g. under ``setpriv``)."""
     full = {k: v for k, v in os.environ.items() if not k.startswith(("ADMIN_", "NOTIFY_SOCKET", "JOURNAL_STREAM"))}
     full.update(
         PROMPTS_PATH=str(config_dir / "prompts.json"),
@@ -181,7 +188,7 @@ def spawn_panel(
         )
         assert proc.poll() is None, log.read_text()
         assert isinstance(found, re.Match)
-        yield found.group(1), log
+        yield Panel(found.group(1), log, proc.pid)
     finally:
         proc.terminate()
         try:

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import json
+import re
 import resource
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -18,7 +20,7 @@ import pytest
 
 from tests.util import wait_until
 
-from .conftest import TOKEN, Served, spawn_panel
+from .conftest import TOKEN, Panel, Served, spawn_panel
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 TWO_MIB = b"x" * (2 * 1024 * 1024)
@@ -173,14 +175,14 @@ def _limit_nofile() -> None:
 
 
 @pytest.fixture
-def panel_process(config_dir: Path, status_dir: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def panel_process(config_dir: Path, status_dir: Path, tmp_path: Path) -> Iterator[Panel]:
     """``adminapi`` as a service runs it: its own process, 1,024 descriptors, a 2 s header deadline."""
     with spawn_panel(config_dir, status_dir, tmp_path, env={"ADMIN_HEADER_TIMEOUT": "2"}, preexec=_limit_nofile) as p:
         yield p
 
 
-def test_1100_drip_fed_connections_do_not_starve_other_clients(panel_process: tuple[str, Path]) -> None:
-    url, log = panel_process
+def test_1100_drip_fed_connections_do_not_starve_other_clients(panel_process: Panel) -> None:
+    url, log, _pid = panel_process
     host, port = url.removeprefix("http://").split(":")
     slow: list[socket.socket] = []
     latencies: list[float] = []
@@ -243,8 +245,8 @@ def _try_send(s: socket.socket, data: bytes) -> None:
         pass  # dropped by the server: what it should do to the slowest
 
 
-def test_a_connection_that_sends_nothing_is_closed_at_the_header_deadline(panel_process: tuple[str, Path]) -> None:
-    url, _log = panel_process
+def test_a_connection_that_sends_nothing_is_closed_at_the_header_deadline(panel_process: Panel) -> None:
+    url = panel_process.url
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=6) as s:
         started = time.monotonic()
@@ -252,9 +254,9 @@ def test_a_connection_that_sends_nothing_is_closed_at_the_header_deadline(panel_
         assert 1.5 < time.monotonic() - started < 4.5
 
 
-def test_a_kept_alive_connection_gets_a_new_header_deadline_per_request(panel_process: tuple[str, Path]) -> None:
+def test_a_kept_alive_connection_gets_a_new_header_deadline_per_request(panel_process: Panel) -> None:
     """After a response, drip-feeding the next request's headers does not keep the connection either."""
-    url, _log = panel_process
+    url = panel_process.url
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=6) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -271,3 +273,49 @@ def test_a_kept_alive_connection_gets_a_new_header_deadline_per_request(panel_pr
             except OSError:
                 closed = True
         assert closed and time.monotonic() - started < 4.5
+
+
+def _peak_rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+    assert match is not None
+    return int(match.group(1)) / 1024
+
+
+@pytest.mark.parametrize("path", ["/api/playground", "/api/prompts/greeting"])
+def test_200_mib_unauthenticated_bodies_cost_the_panel_no_memory(
+    config_dir: Path, status_dir: Path, tmp_path: Path, path: str
+) -> None:
+    """Four 200 MiB chunked bodies at once, no token: the panel's peak memory does not move (it was +400 MiB each)."""
+    with spawn_panel(config_dir, status_dir, tmp_path) as panel:
+        host, port = panel.url.removeprefix("http://").split(":")
+        assert httpx.get(panel.url + "/healthz", timeout=5).status_code == 200
+        before = _peak_rss_mib(panel.pid)
+        method = "PATCH" if path.startswith("/api/prompts") else "POST"
+        chunk = b"%x\r\n%s\r\n" % (1 << 20, b"[" * (1 << 20))
+        statuses: list[bytes] = []
+
+        def stream() -> None:
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+                try:
+                    for _ in range(200):
+                        sock.sendall(chunk)
+                except OSError:
+                    pass  # the panel stopped listening, as it should
+                try:
+                    statuses.append(_read_response_head(sock, timeout=2)[:12])
+                except OSError:
+                    statuses.append(b"")
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=stream) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert time.monotonic() - started < 30
+        grown = _peak_rss_mib(panel.pid) - before
+        assert grown < 24, f"peak memory grew by {grown:.0f} MiB"
+        assert all(s in (b"", b"HTTP/1.1 401") for s in statuses), statuses
+        assert httpx.get(panel.url + "/healthz", timeout=5).status_code == 200

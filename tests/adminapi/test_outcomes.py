@@ -182,7 +182,7 @@ def test_kb_upload_without_permission_answers_500_json(config_dir: Path, status_
     kb.chmod(0o555)
     drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
     try:
-        with spawn_panel(config_dir, status_dir, tmp_path, prefix=drop) as (url, log):
+        with spawn_panel(config_dir, status_dir, tmp_path, prefix=drop) as (url, log, _pid):
             r = httpx.post(url + "/api/kb", files={"file": ("новый.md", b"# x\n")}, headers=AUTH, timeout=10)
             assert r.status_code == 500, r.text
             assert r.json()["code"] == "write_failed" and "Permission denied" in r.json()["detail"]
