@@ -228,7 +228,7 @@ def test_1100_drip_fed_connections_do_not_starve_other_clients(panel_process: Pa
     finally:
         for s in slow:
             s.close()
-    assert max(latencies) < 1.0, latencies
+    assert max(latencies) < 2.0, latencies  # (each took seconds, or got 503, before)
     text = log.read_text()
     assert len(text) < 20_000, f"{len(text)} bytes logged:\n{text[-2000:]}"
     assert "Traceback" not in text
