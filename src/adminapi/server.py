@@ -16,7 +16,7 @@ may never see the 413 or 401.  :class:`GuardedH11Protocol` adds:
   flushed, our side is shut down (FIN) and what still arrives is discarded — up to ``linger_bytes``
   or ``linger_seconds`` — before the socket is closed, so the client reads the answer, not a reset.
 
-:class:`RateLimitFilter` bounds what abusive clients can make the server log.
+Log lines that clients can cause are rate-limited (:mod:`adminapi.ratelimit`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import asyncio
 import logging
 import resource
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -33,9 +32,10 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from .ratelimit import install_log_limits
 from .settings import AdminSettings
 
-__all__ = ["GuardedH11Protocol", "RateLimitFilter", "ServerLimits", "install_log_limits", "server_config"]
+__all__ = ["GuardedH11Protocol", "ServerLimits", "protocol_class", "server_config"]
 
 logger = logging.getLogger("adminapi.server")
 
@@ -228,47 +228,6 @@ class GuardedH11Protocol(H11Protocol):
 def protocol_class(limits: ServerLimits) -> type[GuardedH11Protocol]:
     """A :class:`GuardedH11Protocol` bound to ``limits`` (uvicorn builds protocols from a class)."""
     return type("GuardedH11Protocol", (GuardedH11Protocol,), {"limits": limits})
-
-
-class RateLimitFilter(logging.Filter):
-    """At most ``burst`` records per ``period`` seconds from one logger and message template; a note
-    with the number left out when the next window opens."""
-
-    def __init__(self, *, burst: int = 10, period: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__()
-        self.burst = burst
-        self.period = period
-        self.clock = clock
-        self._windows: dict[tuple[str, str], list[float | int]] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.name, str(record.msg))
-        now = self.clock()
-        window = self._windows.get(key)
-        if window is None or now - window[0] >= self.period:
-            suppressed = int(window[2]) if window is not None else 0
-            self._windows[key] = [now, 1, 0]
-            if len(self._windows) > 1000:  # templates, not values: this stays small; never unbounded
-                self._windows = {key: self._windows[key]}
-            if suppressed:
-                record.msg = f"{record.msg} ({suppressed} similar messages suppressed in the last {self.period:g}s)"
-            return True
-        window[1] += 1
-        if window[1] <= self.burst:
-            return True
-        window[2] += 1
-        return False
-
-
-_LOG_LIMITED = ("asyncio", "uvicorn.error", "adminapi.server")
-
-
-def install_log_limits() -> None:
-    """Bound the log lines that clients can cause (protocol errors, failed ``accept()``) in this process."""
-    for name in _LOG_LIMITED:
-        log = logging.getLogger(name)
-        if not any(isinstance(f, RateLimitFilter) for f in log.filters):
-            log.addFilter(RateLimitFilter())
 
 
 def server_config(app: Any, settings: AdminSettings, **overrides: Any) -> uvicorn.Config:

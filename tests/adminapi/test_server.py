@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from adminapi.server import FD_RESERVE, RateLimitFilter, ServerLimits
+from adminapi.ratelimit import RateLimitFilter
+from adminapi.server import FD_RESERVE, ServerLimits
 
 from .conftest import make_settings
 
