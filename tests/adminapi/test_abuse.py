@@ -20,7 +20,7 @@ import pytest
 
 from tests.util import wait_until
 
-from .conftest import TOKEN, Panel, Served, spawn_panel
+from .conftest import TOKEN, Panel, Served, make_settings, serve, spawn_panel, stop
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 TWO_MIB = b"x" * (2 * 1024 * 1024)
@@ -319,3 +319,20 @@ def test_200_mib_unauthenticated_bodies_cost_the_panel_no_memory(
         assert grown < 24, f"peak memory grew by {grown:.0f} MiB"
         assert all(s in (b"", b"HTTP/1.1 401") for s in statuses), statuses
         assert httpx.get(panel.url + "/healthz", timeout=5).status_code == 200
+
+
+def test_a_body_that_does_not_arrive_in_time_gets_408(config_dir: Path, status_dir: Path, tmp_path: Path) -> None:
+    """Headers complete, token good, then the body drips: the body deadline answers, it does not wait forever."""
+    served = serve(make_settings(config_dir, status_dir, tmp_path, admin_body_timeout=1))
+    try:
+        with _raw(served) as sock:
+            sock.sendall(
+                f"PUT /api/prompts HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\n"
+                "Content-Length: 100\r\n\r\n{".encode()
+            )
+            started = time.monotonic()
+            head = _read_response_head(sock, timeout=5)
+        assert head.startswith(b"HTTP/1.1 408 "), head
+        assert 0.9 < time.monotonic() - started < 3
+    finally:
+        stop(served)
