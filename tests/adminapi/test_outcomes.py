@@ -294,3 +294,14 @@ def test_new_kb_files_get_names_the_schema_documents(client: httpx.Client, confi
     assert not (config_dir / "kb" / long).exists()
     ok = "Тарифы — доставка (2026), «экспресс».md"
     assert client.post("/api/kb", files={"file": (ok, b"# x\n")}).status_code == 201
+
+
+def test_an_unexpected_error_still_answers_the_json_body(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(served.app.state.editor.history, "list", broken)  # type: ignore[attr-defined]
+    with served.client() as client:
+        r = client.get("/api/prompts/history")
+    assert r.status_code == 500 and r.headers["content-type"] == "application/json"
+    assert r.json()["code"] == "internal" and "Traceback" not in r.text

@@ -218,7 +218,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return _json(status, Problem(code=code, detail=str(exc.detail)), headers)
 
 
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: still the JSON body (the traceback goes to the log, not to the operator)."""
+    return _json(500, Problem(code=Code.INTERNAL, detail=f"internal error ({type(exc).__name__}); see the panel's log"))
+
+
 def install_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, _unexpected)  # Starlette logs it (with the traceback) after answering
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
