@@ -225,7 +225,7 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started and callable(self._on_ready):
-            await asyncio.to_thread(self._on_ready, self)  # it reads the prompts and the status dir
+            self._on_ready(self)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         notify("STOPPING=1")

@@ -20,8 +20,8 @@ from .conftest import Served
 @pytest.mark.parametrize(
     ("owner", "name", "path"),
     [
-        (adminapi.editor, "read_bytes", "/api/prompts"),  # the prompts file
-        (adminapi.editor, "read_bytes", "/api/prompts/diff?from=0000000"),
+        (adminapi.editor, "read_content", "/api/prompts"),  # the prompts file
+        (adminapi.editor, "read_content", "/api/prompts/diff?from=0000000"),
         (adminapi.consumers, "read_statuses", "/api/status"),  # the status dir
         (HistoryStore, "list", "/api/prompts/history"),  # SQLite
     ],

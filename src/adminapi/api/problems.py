@@ -18,7 +18,13 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
-from promptwatch import DocumentError, DocumentSchemaError, DocumentSyntaxError, DocumentTooLargeError
+from promptwatch import (
+    DocumentError,
+    DocumentSchemaError,
+    DocumentSyntaxError,
+    DocumentTooLargeError,
+    UnsafeFileError,
+)
 from promptwatch.schema import format_loc
 
 __all__ = [
@@ -55,6 +61,10 @@ class Code(StrEnum):
     NO_CALL = "no_call"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     BODY_TIMEOUT = "body_timeout"
+    UNSAFE_FILE = "unsafe_file"
+    """A FIFO, directory, device or refused symlink where a file must be: nothing read or written."""
+    PROMPTS_UNREADABLE = "prompts_unreadable"
+    """The prompts path is not a regular file that can be read (a FIFO, a directory, a device, no permission)."""
     PROMPTS_INVALID_ON_DISK = "prompts_invalid_on_disk"
     """The file on disk is invalid and no valid revision is known."""
     NOT_PATCHABLE = "not_patchable"
@@ -109,6 +119,8 @@ STATUS: dict[Code, int] = {
     Code.NO_CALL: 404,
     Code.METHOD_NOT_ALLOWED: 405,
     Code.BODY_TIMEOUT: 408,
+    Code.UNSAFE_FILE: 409,
+    Code.PROMPTS_UNREADABLE: 409,
     Code.PROMPTS_INVALID_ON_DISK: 409,
     Code.NOT_PATCHABLE: 409,
     Code.PATCH_BUSY: 409,
@@ -223,9 +235,16 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return _json(500, Problem(code=Code.INTERNAL, detail=f"internal error ({type(exc).__name__}); see the panel's log"))
 
 
+async def _unsafe_file(request: Request, exc: Exception) -> JSONResponse:
+    """A FIFO, directory, device or refused symlink where a file must be: nothing read or written (409)."""
+    assert isinstance(exc, UnsafeFileError)
+    return _json(STATUS[Code.UNSAFE_FILE], Problem(code=Code.UNSAFE_FILE, detail=str(exc)))
+
+
 def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)  # Starlette logs it (with the traceback) after answering
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(UnsafeFileError, _unsafe_file)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
 

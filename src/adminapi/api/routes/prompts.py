@@ -186,6 +186,8 @@ async def get_prompts(
     hand edit), the newest valid revision is served with the disk's ETag and ``X-Prompts-Valid: false``:
     saving with that ETag replaces the broken file."""
     state = await run_in_threadpool(editor.read)
+    if not state.readable:
+        raise ApiError(Code.PROMPTS_UNREADABLE, state.error or f"{editor.path}: cannot be read")
     if state.data is None or state.sha256 is None:
         raise ApiError(Code.NO_PROMPTS_FILE, f"{editor.path}: no prompts file yet; PUT one")
     headers = {"ETag": etag(state.sha256), "Cache-Control": "no-cache"}
