@@ -59,9 +59,12 @@ def test_create_a_label_as_a_copy_edit_it_and_keep_its_own_history(
     assert staging.read_bytes() == production
     assert r.headers["Location"] == "/api/prompts?label=staging"
     assert r.json()["revision"]["origin"] == "copy"
-    assert client.post("/api/labels", json={"label": "staging", "from": "production"}).status_code == 409
+    exists = client.post("/api/labels", json={"label": "staging", "from": "production"})
+    assert (exists.status_code, exists.json()["code"]) == (409, "label_exists")
     assert client.post("/api/labels", json={"label": "Bad!", "from": "production"}).status_code == 422
-    assert client.post("/api/labels", json={"label": "other", "from": "ghost"}).status_code == 404
+    ghost = client.post("/api/labels", json={"label": "other", "from": "ghost"})
+    assert (ghost.status_code, ghost.json()["code"]) == (404, "no_label")
+    assert not prompts_file.with_name("prompts.other.json").exists()
 
     bot = label_consumer(staging, "metrotech-bot")
     got = client.get("/api/prompts", params={"label": "staging"})
@@ -117,9 +120,11 @@ def test_create_a_label_as_a_copy_edit_it_and_keep_its_own_history(
 def test_unknown_and_malformed_labels(client: httpx.Client, prompts_file: Path) -> None:
     assert client.get("/api/prompts", params={"label": "ghost"}).status_code == 404
     r = client.get("/api/prompts", params={"label": "Bad!"})
-    assert r.status_code == 422 and "invalid label" in r.json()["detail"]
+    assert (r.status_code, r.json()["code"]) == (422, "invalid_request")  # the name's rule is in the schema
+    assert client.get("/api/prompts", params={"label": "ghost"}).json()["code"] == "no_label"
     os.mkfifo(prompts_file.with_name("prompts.fifo.json"))  # never opened for a blocking read
-    assert client.get("/api/prompts", params={"label": "fifo"}).status_code == 422
+    fifo = client.get("/api/prompts", params={"label": "fifo"})
+    assert (fifo.status_code, fifo.json()["code"]) == (422, "invalid_label")
     assert [x["label"] for x in client.get("/api/labels").json()["items"]] == ["production"]
     # saving a whole document under a new name creates the label
     doc = orjson.loads(prompts_file.read_bytes())
@@ -149,12 +154,13 @@ def test_promote_with_the_targets_etag_412_on_a_concurrent_change(
     reviewed = client.get("/api/prompts").headers["ETag"]
 
     r = client.post("/api/labels/production/promote", params={"from": "staging"})
-    assert r.status_code == 428  # no ETag, no promotion
+    assert (r.status_code, r.json()["code"]) == (422, "invalid_request")  # no ETag, no promotion
+    assert [e["path"] for e in r.json()["errors"]] == ["header.if-match"]
     # production changes meanwhile (a hand edit): the promotion reviewed against the old one is refused
     changed = prompts_file.read_bytes().replace("Метротех".encode(), "Метротех-2".encode())
     prompts_file.write_bytes(changed)
     r = client.post("/api/labels/production/promote", params={"from": "staging"}, headers={"If-Match": reviewed})
-    assert r.status_code == 412
+    assert (r.status_code, r.json()["code"]) == (412, "stale_etag")
     assert r.json()["current_sha256"] == sha256_hex(changed)
     assert prompts_file.read_bytes() == changed
 
@@ -173,7 +179,7 @@ def test_promote_with_the_targets_etag_412_on_a_concurrent_change(
     top = client.get("/api/prompts/history").json()["items"][0]
     assert (top["origin"], top["message"]) == ("promote", f"promoted from staging at {sha256_hex(staged)[:12]}")
     r = client.post("/api/labels/production/promote", params={"from": "production"}, headers={"If-Match": etag(staged)})
-    assert r.status_code == 409
+    assert (r.status_code, r.json()["code"]) == (409, "label_conflict")
 
 
 def test_cli_promotion_is_recorded_once_in_the_panels_history(served: Served, prompts_file: Path) -> None:
@@ -268,7 +274,9 @@ def test_outcomes_per_label_and_version_with_intervals(served: Served) -> None:
         by_sha = c.get("/api/calls", params={"prompts_sha256": "ccccccc"}).json()
         assert by_sha["total"] == 8 and by_sha["items"][0]["prompts_sha256"] == tiny
         assert c.get("/api/calls", params={"label": "Bad!"}).status_code == 422
-        assert c.get("/api/outcomes", params={"since": "2027-01-16", "until": "2027-01-14"}).status_code == 422
+        empty = c.get("/api/outcomes", params={"since": "2027-01-16", "until": "2027-01-14"}).json()
+        assert (empty["items"], empty["baseline"]) == ([], None)  # an empty period
+        assert c.get("/api/outcomes", params={"since": "1.5"}).status_code == 422  # ISO dates only
         other = c.get("/api/outcomes", params={**params, "baseline": "staging"}).json()
         assert other["baseline"]["sha256"] == stag
 
@@ -286,7 +294,8 @@ def test_openapi_documents_the_label_endpoints(client: httpx.Client) -> None:
         ("/api/status", "get"),
     ):
         assert "label" in {p["name"] for p in paths[path][method]["parameters"]}, (path, method)  # fmt: skip
-    assert "428" in paths["/api/labels/{label}/promote"]["post"]["responses"]
+    params = {p["name"]: p for p in paths["/api/labels/{label}/promote"]["post"]["parameters"]}
+    assert params["if-match"]["required"] is True
 
 
 def test_status_per_label(client: httpx.Client, prompts_file: Path, label_consumer: Callable[[Path, str], Any]) -> None:

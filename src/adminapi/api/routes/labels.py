@@ -5,7 +5,7 @@ A label's document, history, diff and rollback are production's endpoints with `
 412/413/422 and per-consumer results (see :func:`adminapi.api.deps.get_editor`).
 
 Promotion writes the source label's exact bytes over the target and needs the target's ETag in
-``If-Match`` (428 without): a change of the target made meanwhile is a 412, never overwritten.
+``If-Match`` (required): a change of the target made meanwhile is a 412, never overwritten.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi import Path as PathParam
 from starlette.concurrency import run_in_threadpool
 
-from promptwatch import ConflictError, DocumentError, LabelError, WriteError
+from promptwatch import LabelError
 from promptwatch.labels import LABEL_PATTERN, document_name
 
 from ...consumers import consumer_views
@@ -25,7 +25,7 @@ from ...history import key_changes, unified_diff
 from ...label_editors import LabelEditors, NoSuchLabel
 from ..deps import LabelEditorsDep, MetricsDep, OperatorDep, SettingsDep
 from ..label_schemas import LabelCreate, LabelList, LabelOut
-from ..problems import AUTH_RESPONSES, ApiError, responses
+from ..problems import AUTH_RESPONSES, ApiError, Code, responses
 from ..schemas import ConsumerOut, DiffOut, KeyChangeOut, SaveOut
 from . import prompts as single
 from .prompts import ETAG_HEADER, WaitMs
@@ -35,7 +35,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/labels", tags=["labels"], responses={**AUTH_RESPONSES, **responses(404, 422)})
 
 Label = Annotated[
-    str, PathParam(max_length=64, description=f"A label name ({LABEL_PATTERN}); `production` is PROMPTS_PATH")
+    str, PathParam(pattern=f"^{LABEL_PATTERN}$", description="A label name; `production` is PROMPTS_PATH")
 ]
 
 
@@ -44,9 +44,9 @@ async def _editor(labels: LabelEditors, label: str, *, create: bool = False) -> 
     try:
         return await run_in_threadpool(labels.get, label, create=create)
     except NoSuchLabel as e:
-        raise ApiError(404, str(e)) from None
+        raise ApiError(Code.NO_LABEL, str(e)) from None
     except LabelError as e:
-        raise ApiError(422, str(e)) from None
+        raise ApiError(Code.INVALID_LABEL, str(e)) from None
 
 
 @router.get("", summary="Every label, its version and the processes running it", response_model=LabelList)
@@ -89,22 +89,27 @@ async def _promote(
     create: bool,
     message: str | None = None,
 ) -> tuple[PromptsEditor, SaveResult]:
+    """``src``'s bytes written as ``dst`` under ``if_match`` (an ETag of ``dst``; ``""``: must not exist)."""
     await _editor(labels, src)  # 404 for a source label without a file
     editor = await _editor(labels, dst, create=create)
+
+    def write(condition: str | None) -> SaveResult:
+        return editor.promote_from(src, if_match=condition, author=operator_name, origin=origin, message=message)
+
+    result: SaveResult | None
     try:
-        result = await run_in_threadpool(
-            editor.promote_from, src, if_match=if_match, author=operator_name, origin=origin, message=message
-        )
-    except ConflictError as e:
-        if create:
-            raise ApiError(409, f"label {dst!r} exists already", current_sha256=e.current) from None
-        raise single._conflict(e, metrics) from None
-    except DocumentError as e:
-        raise ApiError(422, f"label {src!r} is not valid prompts: {e}") from None
-    except LabelError as e:
-        raise ApiError(409, str(e)) from None
-    except WriteError as e:
-        raise single._write_failed(e, metrics) from None
+        with single._save_errors(metrics):
+            if create:
+                result = await run_in_threadpool(write, "")
+            else:
+                result = await run_in_threadpool(single._conditional, editor, if_match, write)
+    except ApiError as e:
+        if create and e.problem.code is Code.STALE_ETAG:
+            raise ApiError(Code.LABEL_EXISTS, f"label {dst!r} exists already") from None
+        raise
+    except LabelError as e:  # onto itself, or the source is no regular file
+        raise ApiError(Code.LABEL_CONFLICT, str(e)) from None
+    assert result is not None
     return editor, result
 
 
@@ -112,7 +117,7 @@ async def _promote(
     "",
     summary="Create a label as a copy of another",
     status_code=201,
-    responses={201: {"description": "Created", "headers": ETAG_HEADER}, **responses(404, 409, 422)},
+    responses={201: {"description": "Created", "headers": ETAG_HEADER}, **responses(400, 404, 409, 422)},
 )
 async def create_label(
     body: LabelCreate,
@@ -148,8 +153,8 @@ async def create_label(
 async def compare_labels(
     labels: LabelEditorsDep,
     _operator: OperatorDep,
-    from_label: Annotated[str, Query(alias="from", max_length=64, description="e.g. production")],
-    to_label: Annotated[str, Query(alias="to", max_length=64, description="e.g. staging")],
+    from_label: Annotated[str, Query(alias="from", pattern=f"^{LABEL_PATTERN}$", description="e.g. production")],
+    to_label: Annotated[str, Query(alias="to", pattern=f"^{LABEL_PATTERN}$", description="e.g. staging")],
 ) -> DiffOut:
     """What promoting ``to`` onto ``from`` would change, prompt by prompt and as a unified diff."""
     old_editor = await _editor(labels, from_label)
@@ -157,9 +162,9 @@ async def compare_labels(
     old, new = await run_in_threadpool(old_editor.read), await run_in_threadpool(new_editor.read)
     for name, state in ((from_label, old), (to_label, new)):
         if state.data is None or state.sha256 is None:
-            raise ApiError(404, f"label {name!r} has no file")
+            raise ApiError(Code.NO_LABEL, f"label {name!r} has no file")
         if state.prompts is None:
-            raise ApiError(409, f"label {name!r} is not valid prompts on disk: {state.error}")
+            raise ApiError(Code.PROMPTS_INVALID_ON_DISK, f"label {name!r} is not valid prompts on disk: {state.error}")
     assert old.data is not None and new.data is not None and old.sha256 is not None and new.sha256 is not None
     return DiffOut(
         from_sha256=old.sha256,
@@ -174,7 +179,6 @@ async def compare_labels(
     summary="Write another label's exact bytes as this label",
     responses={
         200: {"description": "Promoted; per-consumer results", "headers": ETAG_HEADER},
-        428: {"description": "If-Match (this label's ETag) is required"},
         **responses(404, 409, 412, 422),
     },
 )
@@ -185,20 +189,15 @@ async def promote_label(
     operator: OperatorDep,
     settings: SettingsDep,
     metrics: MetricsDep,
-    from_label: Annotated[str, Query(alias="from", max_length=64, description="The label to promote, e.g. staging")],
-    if_match: Annotated[
-        str | None, Header(description="This (the target) label's ETag as read; a change since is a 412")
-    ] = None,
+    from_label: Annotated[
+        str, Query(alias="from", pattern=f"^{LABEL_PATTERN}$", description="The label to promote, e.g. staging")
+    ],
+    if_match: Annotated[str, Header(description="This (the target) label's ETag as reviewed; a change since is a 412")],
     wait_ms: WaitMs = 0,
 ) -> SaveOut:
     """Recorded in this label's history as a promotion from ``from`` at its sha256."""
-    if if_match is None:
-        raise ApiError(428, f"promoting onto {label!r} needs If-Match: the ETag of {label!r} you reviewed")
-    editor = await _editor(labels, label)
-    current = (await run_in_threadpool(editor.read)).sha256
-    condition = single._condition(if_match, current)
     editor, result = await _promote(
-        label, from_label, condition, labels=labels, operator_name=operator.name, origin="promote", metrics=metrics,
+        label, from_label, if_match, labels=labels, operator_name=operator.name, origin="promote", metrics=metrics,
         create=False,
     )  # fmt: skip
     return await single._finish(result, wait_ms, settings, metrics, "promote", response, editor.path)

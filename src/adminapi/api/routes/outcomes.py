@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import BeforeValidator
 from starlette.concurrency import run_in_threadpool
 
 from promptwatch.labels import LABEL_PATTERN, PRODUCTION
@@ -14,8 +15,8 @@ from promptwatch.labels import LABEL_PATTERN, PRODUCTION
 from ...outcomes import MIN_CALLS, MIN_EVENTS, VersionOutcome, compare, summarize
 from ..deps import CallLogDep, OperatorDep
 from ..label_schemas import ComparisonOut, OutcomesOut, VersionOutcomeOut
-from ..problems import AUTH_RESPONSES, ApiError, responses
-from .calls import _epoch
+from ..problems import AUTH_RESPONSES, responses
+from .calls import _epoch, _iso
 
 __all__ = ["router"]
 
@@ -56,8 +57,12 @@ def _out(v: VersionOutcome, baseline: VersionOutcome | None) -> VersionOutcomeOu
 async def get_outcomes(
     calllog: CallLogDep,
     _operator: OperatorDep,
-    since: Annotated[date | datetime | None, Query(description="From this date or time (default: 7 days ago)")] = None,
-    until: Annotated[date | datetime | None, Query(description="Until this date (inclusive) or time")] = None,
+    since: Annotated[
+        date | datetime | None, BeforeValidator(_iso), Query(description="From this date or time (default: 7 days ago)")
+    ] = None,
+    until: Annotated[
+        date | datetime | None, BeforeValidator(_iso), Query(description="Until this date (inclusive) or time")
+    ] = None,
     baseline: Annotated[
         str,
         Query(pattern=f"^{LABEL_PATTERN}$", description="The label whose busiest version the others are compared with"),
@@ -72,9 +77,7 @@ async def get_outcomes(
     end = _epoch(until, end=True) or time.time()
     start = _epoch(since) if since is not None else end - DEFAULT_DAYS * 86400
     assert start is not None
-    if start >= end:
-        raise ApiError(422, "since must be before until")
-    calls, latencies = await run_in_threadpool(calllog.outcome_rows, since=start, until=end)
+    calls, latencies = await run_in_threadpool(calllog.outcome_rows, since=start, until=end)  # none when start >= end
     versions = summarize(calls, latencies)
     candidates = [
         v for v in versions if v.label == baseline and (baseline_sha is None or v.sha256.startswith(baseline_sha))

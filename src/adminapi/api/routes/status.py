@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 
 from ...consumers import consumer_views, missing_services
 from ..deps import EditorDep, OperatorDep, SettingsDep
@@ -16,8 +17,8 @@ router = APIRouter(prefix="/api/status", tags=["status"], responses={**AUTH_RESP
 
 @router.get("", summary="Which process runs which prompts", response_model=StatusOut)
 async def get_status(editor: EditorDep, settings: SettingsDep, _operator: OperatorDep) -> StatusOut:
-    state = editor.read()
-    views = consumer_views(settings.prompts_status_dir, editor.path, state.sha256)  # ?label= selects the file
+    state = await run_in_threadpool(editor.read)
+    views = await run_in_threadpool(consumer_views, settings.prompts_status_dir, editor.path, state.sha256)
     in_sync = sum(v.in_sync for v in views)
     missing = missing_services(settings.expected_consumers, views)
     return StatusOut(
