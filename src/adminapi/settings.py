@@ -47,6 +47,12 @@ class AdminSettings(PromptsSettings):
     """The cap on ``?wait_ms=``."""
     kb_max_bytes: int = Field(default=1024 * 1024, ge=1)
     calllog_path: Path = Path("var/calls.sqlite3")
+    admin_expected_consumers: str = ""
+    """Services that should be running (comma-separated, e.g. ``metrotech-bot``): the status page names a missing one."""
+
+    @property
+    def expected_consumers(self) -> list[str]:
+        return [name.strip() for name in self.admin_expected_consumers.split(",") if name.strip()]
 
     @property
     def token_file(self) -> Path:

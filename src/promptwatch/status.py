@@ -8,10 +8,12 @@ and removes it on a clean close.  Readers skip entries whose process is gone: th
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from importlib import metadata
 from pathlib import Path
 
 import orjson
@@ -24,6 +26,7 @@ __all__ = [
     "process_start_ticks",
     "read_statuses",
     "remove_status",
+    "software_version",
     "write_status",
 ]
 
@@ -64,6 +67,8 @@ class ConsumerStatus:
     started_at: float
     hostname: str = ""
     proc_start: int | None = None
+    version: str = ""
+    """The promptwatch version the process runs (empty from older writers)."""
 
     @property
     def filename(self) -> str:
@@ -77,6 +82,18 @@ class ConsumerStatus:
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self))
+
+
+_FIELDS = frozenset(f.name for f in fields(ConsumerStatus))
+
+
+@functools.cache
+def software_version() -> str:
+    """The installed promptwatch version, as every process reports it in its status."""
+    try:
+        return metadata.version("promptwatch")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def write_status(status_dir: Path, status: ConsumerStatus) -> None:
@@ -106,7 +123,8 @@ def read_statuses(status_dir: Path, *, path: Path | None = None) -> list[Consume
             continue
         try:
             raw = orjson.loads(Path(entry.path).read_bytes())
-            status = ConsumerStatus(**raw)
+            # Fields a newer writer added are ignored, so mixed versions still see each other.
+            status = ConsumerStatus(**{k: v for k, v in raw.items() if k in _FIELDS})
         except (OSError, orjson.JSONDecodeError, TypeError):
             continue  # being replaced, or not ours
         if want is not None and status.path != want:

@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 
 from adminapi import AdminSettings, create_app
+from adminapi.main import PanelServer
 from promptwatch import read_statuses
 from tests.util import wait_until
 
@@ -52,10 +53,10 @@ def make_settings(config_dir: Path, status_dir: Path, tmp_path: Path, **override
     return AdminSettings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def serve(settings: AdminSettings) -> Served:
+def serve(settings: AdminSettings, port: int = 0) -> Served:
     app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on")
+    server = PanelServer(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
     wait_until(lambda: server.started or not thread.is_alive(), timeout=20, message="uvicorn started")

@@ -23,7 +23,7 @@ class UploadLimit:
             declared = dict(scope["headers"]).get(b"content-length", b"")
             if declared.isdigit() and int(declared) > self.max_bytes + MULTIPART_OVERHEAD:
                 body = orjson.dumps(
-                    {"detail": f"upload of {int(declared)} bytes, the limit is {self.max_bytes}", "errors": [],
+                    {"code": "too_large", "detail": f"upload of {int(declared)} bytes, the limit is {self.max_bytes}", "errors": [],
                      "current_sha256": None}
                 )  # fmt: skip
                 headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]

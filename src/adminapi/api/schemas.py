@@ -20,6 +20,7 @@ __all__ = [
     "KbFileOut",
     "KbList",
     "KeyChangeOut",
+    "PanelOut",
     "PatchBody",
     "PlaygroundIn",
     "PlaygroundOut",
@@ -36,6 +37,7 @@ class ErrorItem(BaseModel):
 
     path: str
     message: str
+    kind: str = Field(default="invalid", description="A stable name of the rule broken (missing, blank, json_syntax, …)")
     line: int | None = None
     col: int | None = None
 
@@ -43,6 +45,7 @@ class ErrorItem(BaseModel):
 class Problem(BaseModel):
     """Every error response: a sentence, the individual errors, and the current ETag on a conflict."""
 
+    code: str = Field(description="A stable machine-readable code (stale_etag, invalid_document, not_found, …)")
     detail: str
     errors: list[ErrorItem] = Field(default_factory=list)
     current_sha256: str | None = None
@@ -73,6 +76,9 @@ class ConsumerOut(BaseModel):
     last_error: str | None
     in_sync: bool
     latency_ms: float | None = Field(description="From the save to this consumer loading it (when in sync)")
+    started_at: float | None = Field(default=None, description="When the process started (uptime)")
+    updated_at: float | None = Field(default=None, description="When it last published its status (last seen)")
+    version: str = Field(default="", description="The software version it runs")
 
     @classmethod
     def of(cls, view: ConsumerView) -> ConsumerOut:
@@ -99,6 +105,15 @@ class PatchBody(BaseModel):
     message: str = Field(default="", max_length=500)
 
 
+class PanelOut(BaseModel):
+    """The panel process itself."""
+
+    hostname: str
+    version: str
+    started_at: float
+    now: float = Field(description="The panel's clock, to compute uptimes and ages against")
+
+
 class StatusOut(BaseModel):
     path: str
     sha256: str | None = Field(description="The sha256 of the file on disk; None when it is missing")
@@ -109,6 +124,11 @@ class StatusOut(BaseModel):
     consumers: list[ConsumerOut]
     in_sync: int
     out_of_sync: int
+    expected_missing: list[str] = Field(
+        default_factory=list, description="Services named in ADMIN_EXPECTED_CONSUMERS with no live process"
+    )
+    panel: PanelOut | None = None
+
 
 
 class HistoryList(BaseModel):
@@ -165,6 +185,7 @@ class CallOut(BaseModel):
     prompts_sha256: str
     turn_count: int
     duration: float | None
+    had_error: bool = Field(description="Ended with an error, or a turn recorded one")
 
 
 class CallDetailOut(CallOut):

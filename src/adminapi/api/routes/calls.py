@@ -46,6 +46,10 @@ async def list_calls(
     caller: Annotated[str | None, Query(max_length=100, description="Part of the caller's number or name")] = None,
     since: Annotated[date | datetime | None, Query(description="From this date or time (UTC unless given)")] = None,
     until: Annotated[date | datetime | None, Query(description="Until this date (inclusive) or time")] = None,
+    end_reason: Annotated[
+        str | None, Query(max_length=40, description="Only calls that ended so (goodbye, no_input, error, …)")
+    ] = None,
+    had_error: Annotated[bool | None, Query(description="Only calls with (true) or without (false) an error")] = None,
 ) -> CallList:
     items, total = await run_in_threadpool(
         calllog.list_calls,
@@ -54,6 +58,8 @@ async def list_calls(
         caller=caller or None,
         since=_epoch(since),
         until=_epoch(until, end=True),
+        end_reason=end_reason or None,
+        had_error=had_error,
     )
     return CallList(items=[_summary(c) for c in items], total=total, limit=limit, offset=offset)
 
@@ -62,5 +68,5 @@ async def list_calls(
 async def get_call(call_id: str, calllog: CallLogDep, _operator: OperatorDep) -> CallDetailOut:
     call = await run_in_threadpool(calllog.get_call, call_id)
     if call is None:
-        raise ApiError(404, f"no call {call_id!r} in the call log")
+        raise ApiError(404, f"no call {call_id!r} in the call log", code="call_not_found")
     return _detail(call)

@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/kb", tags=["knowledge base"], responses=AUTH_RES
 
 def _error(e: KbError) -> ApiError:
     if isinstance(e, KbNameError):
-        return ApiError(400, str(e))
+        return ApiError(400, str(e), code="kb_bad_name")
     if isinstance(e, KbTooLargeError):
         return ApiError(413, str(e))
     if isinstance(e, KbContentError):
@@ -83,7 +83,7 @@ async def read_file(name: str, kb: KbDep, _operator: OperatorDep) -> Response:
     except KbError as e:
         raise _error(e) from None
     if found is None:
-        raise ApiError(404, f"{name}: no such file in the knowledge base")
+        raise ApiError(404, f"{name}: no such file in the knowledge base", code="kb_not_found")
     info, data = found
     return Response(
         data,
@@ -102,5 +102,5 @@ async def delete_file(name: str, kb: KbDep, _operator: OperatorDep) -> Response:
     except KbError as e:
         raise _error(e) from None
     if not deleted:
-        raise ApiError(404, f"{name}: no such file in the knowledge base")
+        raise ApiError(404, f"{name}: no such file in the knowledge base", code="kb_not_found")
     return Response(status_code=204)

@@ -128,7 +128,7 @@ def _invalid(e: DocumentError, metrics: MetricsDep) -> ApiError:
 def _write_failed(e: WriteError, metrics: MetricsDep) -> ApiError:
     metrics.save_failures.labels("io").inc()
     logger.error("save failed: %s", e)
-    return ApiError(500, str(e))
+    return ApiError(500, str(e), code="write_failed")
 
 
 @router.get(
@@ -151,7 +151,7 @@ async def get_prompts(
     saving with that ETag replaces the broken file."""
     state = editor.read()
     if state.data is None or state.sha256 is None:
-        raise ApiError(404, f"{editor.path}: no prompts file yet; PUT one")
+        raise ApiError(404, f"{editor.path}: no prompts file yet; PUT one", code="prompts_missing")
     headers = {"ETag": etag(state.sha256), "Cache-Control": "no-cache"}
     if if_none_match is not None:
         tags = parse_etags(if_none_match)
@@ -164,6 +164,7 @@ async def get_prompts(
             raise ApiError(
                 409,
                 f"the prompts file is invalid and no valid revision is known: {state.error}",
+                code="prompts_invalid_on_disk",
                 current_sha256=state.sha256,
                 headers=headers,
             )
@@ -269,7 +270,7 @@ async def list_history(
 async def get_revision(sha: str, editor: EditorDep, _operator: OperatorDep) -> Response:
     found = await run_in_threadpool(editor.history.find, sha)
     if found is None:
-        raise ApiError(404, f"no revision {sha!r} in the history")
+        raise ApiError(404, f"no revision {sha!r} in the history", code="revision_not_found")
     rev, data = found
     return Response(data, media_type="application/json", headers={"ETag": etag(rev.sha256)})
 
@@ -283,16 +284,16 @@ async def diff(
 ) -> DiffOut:
     old = await run_in_threadpool(editor.history.find, from_sha)
     if old is None:
-        raise ApiError(404, f"no revision {from_sha!r} in the history")
+        raise ApiError(404, f"no revision {from_sha!r} in the history", code="revision_not_found")
     if to_sha is None:
         state = editor.read()
         if state.data is None or state.sha256 is None or state.prompts is None:
-            raise ApiError(404, f"no valid prompts file on disk: {state.error}")
+            raise ApiError(404, f"no valid prompts file on disk: {state.error}", code="prompts_invalid_on_disk")
         new_sha, new_data = state.sha256, state.data
     else:
         new = await run_in_threadpool(editor.history.find, to_sha)
         if new is None:
-            raise ApiError(404, f"no revision {to_sha!r} in the history")
+            raise ApiError(404, f"no revision {to_sha!r} in the history", code="revision_not_found")
         new_sha, new_data = new[0].sha256, new[1]
     old_sha, old_data = old[0].sha256, old[1]
     return DiffOut(
@@ -328,7 +329,7 @@ async def rollback(
     except WriteError as e:
         raise _write_failed(e, metrics) from None
     if result is None:
-        raise ApiError(404, f"no revision {sha!r} in the history")
+        raise ApiError(404, f"no revision {sha!r} in the history", code="revision_not_found")
     return await _finish(result, wait_ms, settings, metrics, "rollback", response)
 
 
@@ -367,7 +368,7 @@ async def patch_prompt(
     except ConflictError as e:
         raise _conflict(e, metrics) from None
     except EditorError as e:
-        raise ApiError(409, str(e)) from None
+        raise ApiError(409, str(e), code="patch_not_possible") from None
     except WriteError as e:
         raise _write_failed(e, metrics) from None
     return await _finish(result, wait_ms, settings, metrics, "patch", response)

@@ -1,24 +1,33 @@
-"""``/api/status``: the sha256 on disk and every live consumer, in sync or not."""
+"""``/api/status``: the sha256 on disk, every live consumer (in sync or not), and who is missing."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import socket
+import time
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from promptwatch.status import software_version
 
 from ...consumers import consumer_views
+from ...editor import PromptsEditor
+from ...settings import AdminSettings
 from ..deps import EditorDep, OperatorDep, SettingsDep
 from ..problems import AUTH_RESPONSES
-from ..schemas import ConsumerOut, StatusOut
+from ..schemas import ConsumerOut, PanelOut, StatusOut
 
-__all__ = ["router"]
+__all__ = ["build_status", "router"]
 
 router = APIRouter(prefix="/api/status", tags=["status"], responses=AUTH_RESPONSES)
 
 
-@router.get("", summary="Which process runs which prompts", response_model=StatusOut)
-async def get_status(editor: EditorDep, settings: SettingsDep, _operator: OperatorDep) -> StatusOut:
+def build_status(editor: PromptsEditor, settings: AdminSettings, started_at: float) -> StatusOut:
+    """The whole status (reads the disk: call it off the event loop)."""
     state = editor.read()
     views = consumer_views(settings.prompts_status_dir, settings.prompts_file, state.sha256)
     in_sync = sum(v.in_sync for v in views)
+    running = {v.service for v in views}
     return StatusOut(
         path=str(editor.path),
         sha256=state.sha256,
@@ -29,4 +38,12 @@ async def get_status(editor: EditorDep, settings: SettingsDep, _operator: Operat
         consumers=[ConsumerOut.of(v) for v in views],
         in_sync=in_sync,
         out_of_sync=len(views) - in_sync,
+        expected_missing=[name for name in settings.expected_consumers if name not in running],
+        panel=PanelOut(hostname=socket.gethostname(), version=software_version(), started_at=started_at, now=time.time()),
     )
+
+
+@router.get("", summary="Which process runs which prompts", response_model=StatusOut)
+async def get_status(request: Request, editor: EditorDep, settings: SettingsDep, _operator: OperatorDep) -> StatusOut:
+    started_at: float = getattr(request.app.state, "started_at", time.time())
+    return await run_in_threadpool(build_status, editor, settings, started_at)
