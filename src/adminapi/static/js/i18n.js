@@ -1,0 +1,153 @@
+// Every text the operator reads, in Russian: API error codes, validation kinds, end reasons, origins.
+// The API keeps stable machine-readable codes (and English details); this is where they become words.
+
+const CODES = {
+  bad_request: "Некорректный запрос.",
+  token_required: "Нужен токен администратора.",
+  token_wrong: "Неверный токен.",
+  not_found: "Не найдено.",
+  method_not_allowed: "Такое действие не поддерживается.",
+  conflict: "Действие нельзя выполнить в текущем состоянии.",
+  stale_etag: "Промпты изменились с тех пор, как вы их загрузили: ваши изменения не записаны.",
+  too_large: "Слишком большой объём.",
+  unsupported_content: "Недопустимое содержимое: нужен текст UTF-8 (Markdown, текст или JSON).",
+  invalid_request: "Некорректные данные запроса.",
+  too_many_requests: "Слишком много запросов, повторите позже.",
+  internal: "Внутренняя ошибка панели.",
+  unavailable: "Панель сейчас недоступна (запускается или останавливается).",
+  invalid_json: "Документ — не корректный JSON.",
+  invalid_document: "Документ не прошёл проверку.",
+  prompts_missing: "Файла промптов ещё нет: сохраните документ, чтобы создать его.",
+  prompts_invalid_on_disk: "Файл промптов на диске повреждён, а корректной версии в истории нет.",
+  patch_not_possible: "Изменить этот промпт отдельно сейчас нельзя.",
+  write_failed: "Не удалось записать файл на диск.",
+  ticket_invalid: "Подключение к обновлениям устарело.",
+  too_many_streams: "Открыто слишком много вкладок с панелью.",
+  kb_bad_name: "Недопустимое имя файла базы знаний.",
+  kb_not_found: "Такого файла в базе знаний нет.",
+  revision_not_found: "Такой версии нет в истории.",
+  call_not_found: "Такого звонка нет в журнале.",
+  network: "Нет связи с панелью.",
+  client_error: "Запрос отклонён.",
+};
+
+const KINDS = {
+  missing: "обязательное поле не заполнено",
+  blank: "не может быть пустым",
+  string_too_short: "не может быть пустым",
+  string_too_long: "слишком длинный текст",
+  string_type: "должно быть строкой",
+  tuple_type: "должно быть списком строк",
+  list_type: "должно быть списком",
+  dict_type: "должно быть объектом",
+  model_type: "должно быть объектом",
+  not_object: "документ должен быть JSON-объектом { … }",
+  json_syntax: "ошибка синтаксиса JSON",
+  json_invalid: "тело запроса — не корректный JSON",
+  too_long: "слишком много элементов",
+  list_too_long: "слишком много элементов",
+  int_parsing: "должно быть целым числом",
+  int_type: "должно быть целым числом",
+  bool_parsing: "должно быть да/нет",
+  bool_type: "должно быть да/нет",
+  float_parsing: "должно быть числом",
+  greater_than_equal: "слишком маленькое значение",
+  less_than_equal: "слишком большое значение",
+  literal_error: "недопустимое значение из списка",
+  date_parsing: "некорректная дата",
+  date_from_datetime_parsing: "некорректная дата",
+  datetime_parsing: "некорректные дата и время",
+  datetime_from_date_parsing: "некорректные дата и время",
+  value_error: "недопустимое значение",
+  invalid: "недопустимое значение",
+};
+
+const JSON_MESSAGES = [
+  ["Expecting ',' delimiter", "ожидалась запятая"],
+  ["Expecting ':' delimiter", "ожидалось двоеточие"],
+  ["Expecting property name enclosed in double quotes", "ожидалось имя ключа в двойных кавычках"],
+  ["Expecting value", "ожидалось значение"],
+  ["Unterminated string", "незакрытая строка"],
+  ["Extra data", "лишние данные после документа"],
+  ["Invalid control character", "недопустимый управляющий символ в строке"],
+  ["Invalid \\escape", "недопустимая escape-последовательность"],
+  ["Invalid \\uXXXX escape", "недопустимая escape-последовательность \\u"],
+  ["invalid UTF-8", "файл не в кодировке UTF-8"],
+  ["nested too deeply", "слишком глубокая вложенность"],
+];
+
+export const END_REASONS = {
+  goodbye: "бот попрощался",
+  caller_hangup: "абонент положил трубку",
+  hangup: "звонок завершён",
+  no_input: "абонент молчал",
+  max_turns: "достигнут лимит реплик",
+  error: "ошибка",
+  shutdown: "остановка сервиса",
+  busy: "все линии заняты",
+  operator: "перевод на оператора",
+  transfer: "перевод на оператора",
+  timeout: "истекло время ожидания",
+};
+
+export const ORIGINS = { api: "панель", patch: "панель (один промпт)", rollback: "откат", file: "файл (вне панели)" };
+
+export const FIELD_LABELS = {
+  system_prompt: "Системный промпт",
+  greeting: "Приветствие",
+  fillers: "Фразы-заполнители (по одной в строке)",
+  fallback: "Если не расслышал (fallback)",
+  goodbye: "Прощание",
+};
+
+export const CHANGE_KINDS = { added: "добавлен", removed: "удалён", changed: "изменён" };
+
+/** The Russian sentence for an API error code; an unknown code still gets a Russian sentence. */
+export function codeText(code, status) {
+  if (code && CODES[code]) return CODES[code];
+  return status >= 500 ? CODES.internal : CODES.client_error;
+}
+
+/** One validation error item ({path, kind, message, line, col}) in Russian. */
+export function itemText(item) {
+  let what = KINDS[item.kind] || KINDS.invalid;
+  if (item.kind === "json_syntax") {
+    const known = JSON_MESSAGES.find(([en]) => (item.message || "").startsWith(en));
+    what = known ? `${KINDS.json_syntax}: ${known[1]}` : KINDS.json_syntax;
+  }
+  const where = item.line ? `строка ${item.line}, столбец ${item.col}` : item.path && item.path !== "$" ? item.path : "";
+  return where ? `${where}: ${what}` : what;
+}
+
+/** The end reason of a call in Russian. */
+export function endReasonText(reason) {
+  if (!reason) return "идёт";
+  return END_REASONS[reason] || "другая причина";
+}
+
+/** Who made a version: "изменено вручную на диске", "сохранено оператором alice", … */
+export function originText(origin, author) {
+  if (origin === "file") return "изменено вручную на диске";
+  if (origin === "rollback") return `откат, выполнил оператор ${author}`;
+  if (origin === "api" || origin === "patch") return `сохранено оператором ${author}`;
+  return "изменено";
+}
+
+// Dates and durations in the operator's own locale (the browser's language).
+const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "short", timeStyle: "medium" });
+const timeOnly = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
+export const when = (t) => (t ? dateTime.format(new Date(t * 1000)) : "—");
+export const clock = (t) => timeOnly.format(t ? new Date(t * 1000) : new Date());
+
+export function duration(seconds) {
+  if (seconds == null || !Number.isFinite(seconds)) return "—";
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} с`;
+  if (s < 3600) return `${Math.floor(s / 60)} мин ${s % 60} с`;
+  if (s < 86400) return `${Math.floor(s / 3600)} ч ${Math.floor((s % 3600) / 60)} мин`;
+  return `${Math.floor(s / 86400)} д ${Math.floor((s % 86400) / 3600)} ч`;
+}
+
+const number = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+export const size = (n) => (n < 1024 ? `${n} Б` : n < 1048576 ? `${number.format(n / 1024)} КиБ` : `${number.format(n / 1048576)} МиБ`);
+export const ms = (v) => (v != null ? `${number.format(v)} мс` : "—");
