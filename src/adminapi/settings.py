@@ -48,7 +48,7 @@ class AdminSettings(PromptsSettings):
     kb_max_bytes: int = Field(default=1024 * 1024, ge=1)
     calllog_path: Path = Path("var/calls.sqlite3")
     admin_expected_consumers: str = ""
-    """Services that should be running (comma-separated, e.g. ``metrotech-bot``): the status page names a missing one."""
+    """Services that should be running (comma-separated, e.g. ``metrotech-bot``); the status names a missing one."""
 
     @property
     def expected_consumers(self) -> list[str]:

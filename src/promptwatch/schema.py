@@ -102,7 +102,9 @@ def parse_document(data: bytes, *, source: str = "<document>", limit: int = MAX_
     except orjson.JSONDecodeError as e:
         raise _syntax_error(data, source, e) from None
     if not isinstance(raw, dict):
-        raise DocumentSchemaError([FieldError("$", f"must be a JSON object, not {type(raw).__name__}", "not_object")], source=source)
+        raise DocumentSchemaError(
+            [FieldError("$", f"must be a JSON object, not {type(raw).__name__}", "not_object")], source=source
+        )
     try:
         return Prompts.model_validate(raw)
     except ValidationError as e:

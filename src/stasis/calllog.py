@@ -218,7 +218,8 @@ class CallLog:
         with self._lock:
             total = db.execute(f"SELECT COUNT(*) FROM calls WHERE {clause}", params).fetchone()[0]
             rows = db.execute(
-                f"SELECT *, ({_HAD_ERROR}) AS had_error FROM calls WHERE {clause} ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?",
+                f"SELECT *, ({_HAD_ERROR}) AS had_error FROM calls WHERE {clause}"
+                " ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             ).fetchall()
         return [CallSummary(**{**dict(r), "had_error": bool(r["had_error"])}) for r in rows], int(total)

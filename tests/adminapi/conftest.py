@@ -178,7 +178,11 @@ def session_panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Panel]:
     shutil.copytree(SAMPLE, root / "config")
     (root / "status").mkdir()
     settings = make_settings(
-        root / "config", root / "status", root, admin_tokens=f"second={OTHER_TOKEN}", admin_expected_consumers="metrotech-bot"
+        root / "config",
+        root / "status",
+        root,
+        admin_tokens=f"second={OTHER_TOKEN}",
+        admin_expected_consumers="metrotech-bot",
     )
     served = serve(settings)
     try:
@@ -214,7 +218,9 @@ def contexts(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
         page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
         page.on(
             "console",
-            lambda m: problems.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None,
+            lambda m: (
+                problems.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None
+            ),
         )
 
     def new(**options: Any) -> BrowserContext:
@@ -248,8 +254,10 @@ def panel_consumer(session_panel: Panel) -> Iterator[Callable[[str], Consumer]]:
         c = Consumer(proc, service)
         started.append(c)
         wait_until(
-            lambda: any(s.pid == proc.pid for s in read_statuses(session_panel.status_dir, path=path))
-            or proc.poll() is not None,
+            lambda: (
+                any(s.pid == proc.pid for s in read_statuses(session_panel.status_dir, path=path))
+                or proc.poll() is not None
+            ),
             timeout=20,
             message=f"consumer {service} published its status",
         )

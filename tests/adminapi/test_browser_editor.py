@@ -34,9 +34,9 @@ def test_login_is_a_modal_dialog_and_the_tabs_are_tabs(panel: Panel, contexts: C
     for _ in range(6):
         page.keyboard.press("Tab")
         assert page.evaluate("() => Boolean(document.activeElement.closest('#login'))")
-    assert page.evaluate("() => { document.querySelector('#tabbtn-history').focus(); return document.activeElement.id }") != (
-        "tabbtn-history"
-    )
+    assert page.evaluate(
+        "() => { document.querySelector('#tabbtn-history').focus(); return document.activeElement.id }"
+    ) != ("tabbtn-history")
     page.keyboard.press("Escape")
     expect(dialog).to_be_visible()
     page.fill("#login-token", "wrong-token-0123456789")

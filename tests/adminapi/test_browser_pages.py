@@ -14,10 +14,10 @@ from playwright.sync_api import BrowserContext, Route, expect
 
 from promptwatch import sha256_hex
 from stasis.calllog import CallLog, Turn
+from tests.util import wait_until
 
 from .browserkit import SAMPLE, Panel, assert_accessible, doc, open_panel
 from .conftest import Consumer
-from tests.util import wait_until
 
 pytestmark = pytest.mark.browser
 

@@ -170,7 +170,9 @@ def test_every_error_has_a_stable_code(served: Served, prompts_file: Path) -> No
         r = c.put("/api/prompts", json={"greeting": "g"})
         assert r.json()["errors"][0] == {"path": "system_prompt", "message": "Field required", "kind": "missing",
                                          "line": None, "col": None}  # fmt: skip
-        r = c.put("/api/prompts", json=orjson.loads(prompts_file.read_bytes()), headers={"If-Match": '"' + "0" * 64 + '"'})
+        r = c.put(
+            "/api/prompts", json=orjson.loads(prompts_file.read_bytes()), headers={"If-Match": '"' + "0" * 64 + '"'}
+        )
         assert r.status_code == 412 and r.json()["code"] == "stale_etag"
         assert c.get("/api/prompts/history/abcdef0").json()["code"] == "revision_not_found"
         assert c.get("/api/calls/nope").json()["code"] == "call_not_found"
@@ -183,7 +185,9 @@ def test_calls_filter_by_end_reason_and_error(served: Served) -> None:
     log = CallLog(served.settings.calllog_path)
     try:
         for i, reason in enumerate(["goodbye", "no_input", "error"]):
-            log.start_call(f"c{i}", caller_number="1", caller_name="", started_at=1_700_000_000 + i, prompts_sha256="a" * 64)
+            log.start_call(
+                f"c{i}", caller_number="1", caller_name="", started_at=1_700_000_000 + i, prompts_sha256="a" * 64
+            )
             log.end_call(f"c{i}", ended_at=1_700_000_010 + i, end_reason=reason)
         log.add_turn("c1", Turn(0, 1_700_000_002, caller_text="?", error="STT failed"))
     finally:

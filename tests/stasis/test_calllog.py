@@ -113,7 +113,11 @@ def test_filter_by_end_reason_and_by_an_error(calllog: CallLog) -> None:
     _call(calllog, "ended-error", started_at=5.0)
     calllog.end_call("ended-error", ended_at=6.0, end_reason="error")
     everything, total = calllog.list_calls()
-    assert total == 3 and {c.id: c.had_error for c in everything} == {"ok": False, "turn-error": True, "ended-error": True}
+    assert total == 3 and {c.id: c.had_error for c in everything} == {
+        "ok": False,
+        "turn-error": True,
+        "ended-error": True,
+    }
     assert [c.id for c in calllog.list_calls(end_reason="goodbye")[0]] == ["ok"]
     assert [c.id for c in calllog.list_calls(had_error=True)[0]] == ["ended-error", "turn-error"]
     assert [c.id for c in calllog.list_calls(had_error=False)[0]] == ["ok"]

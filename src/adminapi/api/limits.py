@@ -23,8 +23,8 @@ class UploadLimit:
             declared = dict(scope["headers"]).get(b"content-length", b"")
             if declared.isdigit() and int(declared) > self.max_bytes + MULTIPART_OVERHEAD:
                 body = orjson.dumps(
-                    {"code": "too_large", "detail": f"upload of {int(declared)} bytes, the limit is {self.max_bytes}", "errors": [],
-                     "current_sha256": None}
+                    {"code": "too_large", "detail": f"upload of {int(declared)} bytes, the limit is {self.max_bytes}",
+                     "errors": [], "current_sha256": None}
                 )  # fmt: skip
                 headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
                 await send({"type": "http.response.start", "status": 413, "headers": headers})

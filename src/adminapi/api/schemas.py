@@ -37,7 +37,9 @@ class ErrorItem(BaseModel):
 
     path: str
     message: str
-    kind: str = Field(default="invalid", description="A stable name of the rule broken (missing, blank, json_syntax, …)")
+    kind: str = Field(
+        default="invalid", description="A stable name of the rule broken (missing, blank, json_syntax, …)"
+    )
     line: int | None = None
     col: int | None = None
 
@@ -128,7 +130,6 @@ class StatusOut(BaseModel):
         default_factory=list, description="Services named in ADMIN_EXPECTED_CONSUMERS with no live process"
     )
     panel: PanelOut | None = None
-
 
 
 class HistoryList(BaseModel):

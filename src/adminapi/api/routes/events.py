@@ -19,7 +19,7 @@ from promptwatch.status import software_version
 
 from ...consumers import consumer_views
 from ...editor import PromptsEditor
-from ...events import Event, EventHub, TicketBook, Topics, TooManyTickets
+from ...events import Event, EventHub, TicketBook, TooManyTickets, Topics
 from ...settings import AdminSettings
 from ..deps import OperatorDep
 from ..problems import AUTH_RESPONSES, ApiError, responses
@@ -93,8 +93,8 @@ async def ticket(request: Request, operator: OperatorDep) -> TicketOut:
 async def _stream(hub: EventHub, first: list[Event]) -> AsyncIterator[bytes]:
     async with hub.subscribe() as queue:
         yield b"retry: 2000\n\n"
-        for event in first:
-            yield event.encode()
+        for initial in first:
+            yield initial.encode()
         while True:
             try:
                 event = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
@@ -123,7 +123,9 @@ async def events(
 ) -> StreamingResponse:
     book: TicketBook = request.app.state.tickets
     if book.redeem(ticket) is None:
-        raise ApiError(401, "the ticket is unknown, used or expired: ask POST /api/events/ticket", code="ticket_invalid")
+        raise ApiError(
+            401, "the ticket is unknown, used or expired: ask POST /api/events/ticket", code="ticket_invalid"
+        )
     hub: EventHub = request.app.state.events
     if hub.closed:
         raise ApiError(503, "the panel is stopping")

@@ -39,7 +39,9 @@ def build_status(editor: PromptsEditor, settings: AdminSettings, started_at: flo
         in_sync=in_sync,
         out_of_sync=len(views) - in_sync,
         expected_missing=[name for name in settings.expected_consumers if name not in running],
-        panel=PanelOut(hostname=socket.gethostname(), version=software_version(), started_at=started_at, now=time.time()),
+        panel=PanelOut(
+            hostname=socket.gethostname(), version=software_version(), started_at=started_at, now=time.time()
+        ),
     )
 
 
