@@ -12,7 +12,13 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from adminapi.api.problems import CODES
-from promptwatch import DocumentSchemaError, DocumentSyntaxError, parse_document
+from promptwatch import (
+    DocumentError,
+    DocumentSchemaError,
+    DocumentSyntaxError,
+    DocumentTooLargeError,
+    parse_document,
+)
 
 from .browserkit import PHONE, Panel, assert_accessible, no_horizontal_scroll, open_panel
 
@@ -52,17 +58,29 @@ def used_codes() -> set[str]:
     return codes
 
 
-def document_kinds() -> set[str]:
-    bad = [b"[]", b"{", b'{"greeting": "x"}', b'{"system_prompt": 1, "greeting": " "}',
+BAD_DOCUMENTS = [b"[]", b"{", b'{"greeting": "x"}', b'{"system_prompt": 1, "greeting": " "}',
            b'{"system_prompt": "s", "greeting": "g", "fillers": "x"}',
            b'{"system_prompt": "s", "greeting": "g", "fillers": ["' + b"x" * 1000 + b'"], "extra": 5}']  # fmt: skip
-    kinds: set[str] = set()
-    for data in bad:
+
+
+def document_errors() -> list[DocumentError]:
+    """What the core says about each bad document (the text processes report as their last error)."""
+    found: list[DocumentError] = []
+    for data in BAD_DOCUMENTS:
         try:
-            parse_document(data)
-        except DocumentSchemaError as e:
+            parse_document(data, source="/etc/metrotech/prompts.json")
+        except DocumentError as e:
+            found.append(e)
+    found.append(DocumentTooLargeError(2_000_000, 1_048_576, source="/etc/metrotech/prompts.json"))
+    return found
+
+
+def document_kinds() -> set[str]:
+    kinds: set[str] = set()
+    for e in document_errors():
+        if isinstance(e, DocumentSchemaError):
             kinds |= {f.kind for f in e.errors}
-        except DocumentSyntaxError:
+        elif isinstance(e, DocumentSyntaxError):
             kinds.add("json_syntax")
     return kinds
 
@@ -117,6 +135,14 @@ def test_one_language_for_every_code_kind_and_end_reason(panel: Panel, contexts:
     fallback = i18n(page, "return {g: m.itemText({path: 'x', kind: 'no-such-kind'})};", [])["g"]
     untranslated = [k for k, text in words.items() if text == fallback and k not in ("invalid", "value_error")]
     assert not untranslated, untranslated
+
+    # What a process reports about a broken file: the place kept, the words Russian.
+    reported = [str(e) for e in document_errors()]
+    shown = i18n(page, "return Object.fromEntries(values.map((t) => [t, m.fileErrorText(t)]));", reported)
+    for english, russian in shown.items():
+        assert russian.startswith("prompts.json") and cyrillic.search(russian), (english, russian)
+        words = set(re.findall(r"[A-Za-z]{3,}", russian)) - {"prompts", "json", "system_prompt", "greeting", "fillers"}
+        assert not words - {"system", "prompt", "extra", "JSON"}, (english, russian)
 
     reasons = sorted(end_reasons())
     assert {"goodbye", "no_input", "max_turns", "error"} <= set(reasons)

@@ -104,6 +104,9 @@ def test_a_hand_edit_on_disk_arrives_live_and_a_broken_file_is_shown_until_repai
     atomic_write(panel.prompts_file, b'{"greeting": "oops",')
     invalid = page.locator("#invalid-banner")
     expect(invalid).to_contain_text("повреждён")
+    expect(page.locator("#invalid-detail")).to_have_text(
+        "prompts.json, строка 1, столбец 21: ошибка синтаксиса JSON: ожидалось имя ключа в двойных кавычках"
+    )
     assert_accessible(page, "broken file on disk")
     atomic_write(panel.prompts_file, good.replace("До новых встреч!".encode(), "Всего доброго!".encode()))
     expect(invalid).to_be_hidden()

@@ -1,7 +1,7 @@
 // The consumers in the editor's sidebar: which process runs which version, grey when the panel is unreachable.
 
 import { $, el, short } from "./dom.js";
-import { ms, when } from "./i18n.js";
+import { fileErrorText, ms, when } from "./i18n.js";
 
 const STATES = { "in-sync": "актуально", stale: "отстаёт", error: "ошибка", offline: "нет связи" };
 
@@ -21,7 +21,7 @@ export function renderBadges({ consumers, sha256 }, { online, latencies }) {
     return el("li", { class: `badge ${state}`, "data-service": c.service, "data-pid": String(c.pid), "data-state": state },
       el("b", { text: c.service }), ` (pid ${c.pid}) `, el("span", { class: "state", text: STATES[state] }), el("br"),
       el("small", { text: `${detail} · ${c.mode}` }),
-      c.last_error && online ? el("small", { class: "badge-error", text: c.last_error }) : "");
+      c.last_error && online ? el("small", { class: "badge-error", text: fileErrorText(c.last_error) }) : "");
   }));
   if (!consumers.length) list.append(el("li", { class: "muted", text: online ? "нет работающих процессов" : "нет связи" }));
   const summary = $("#processes-summary");

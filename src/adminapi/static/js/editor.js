@@ -7,7 +7,7 @@ import { confirmDialog } from "./dialog.js";
 import { $, $$, announce, el, short } from "./dom.js";
 import { KNOWN, canonical, equalDocs, renderDiff } from "./diff.js";
 import { dropDraft, loadDraft, loadSettings, storeDraft, storeSettings } from "./drafts.js";
-import { FIELD_LABELS, clock, codeText, itemText, ms, originText, when } from "./i18n.js";
+import { FIELD_LABELS, clock, codeText, fileErrorText, itemText, ms, originText, when } from "./i18n.js";
 import { live } from "./live.js";
 import { renderMerge, threeWay } from "./merge.js";
 
@@ -205,7 +205,7 @@ function showInvalid(error) {
     banner.replaceChildren(
       el("b", { text: "Файл промптов на диске повреждён. " }),
       "Процессы продолжают работать на последней корректной версии; в редакторе — она же. Сохранение заменит повреждённый файл.",
-      typeof error === "string" && error !== "на диске" ? el("code", { class: "detail", text: error }) : "");
+      typeof error === "string" && error !== "на диске" ? el("div", { class: "detail", id: "invalid-detail", text: fileErrorText(error) }) : "");
   }
 }
 

@@ -108,15 +108,55 @@ export function codeText(code, status) {
   return status >= 500 ? CODES.internal : CODES.client_error;
 }
 
+function jsonText(message) {
+  const known = JSON_MESSAGES.find(([en]) => (message || "").startsWith(en));
+  return known ? `${KINDS.json_syntax}: ${known[1]}` : KINDS.json_syntax;
+}
+
 /** One validation error item ({path, kind, message, line, col}) in Russian. */
 export function itemText(item) {
   let what = KINDS[item.kind] || KINDS.invalid;
-  if (item.kind === "json_syntax") {
-    const known = JSON_MESSAGES.find(([en]) => (item.message || "").startsWith(en));
-    what = known ? `${KINDS.json_syntax}: ${known[1]}` : KINDS.json_syntax;
-  }
+  if (item.kind === "json_syntax") what = jsonText(item.message);
   const where = item.line ? `строка ${item.line}, столбец ${item.col}` : item.path && item.path !== "$" ? item.path : "";
   return where ? `${where}: ${what}` : what;
+}
+
+const SCHEMA_MESSAGES = [
+  ["must not be blank", KINDS.blank],
+  ["Field required", KINDS.missing],
+  ["String should have at least", KINDS.string_too_short],
+  ["String should have at most", KINDS.string_too_long],
+  ["Input should be a valid string", KINDS.string_type],
+  ["Input should be a valid tuple", KINDS.tuple_type],
+  ["Input should be a valid list", KINDS.tuple_type],
+  ["must be a JSON object", KINDS.not_object],
+];
+
+/**
+ * An error a process reports about the prompts file (the core's English, e.g. "prompts.json:3:17:
+ * Expecting ',' delimiter" or "prompts.json: greeting: must not be blank") in Russian, keeping the place.
+ */
+export function fileErrorText(text) {
+  if (!text) return "";
+  const file = (p) => p.split("/").pop();
+  let m = /^(.*?):(\d+):(\d+): (.*)$/s.exec(text);
+  if (m) return `${file(m[1])}, строка ${m[2]}, столбец ${m[3]}: ${jsonText(m[4])}`;
+  m = /^(.*?): document is (\d+) bytes, the limit is (\d+)$/.exec(text);
+  if (m) return `${file(m[1])}: ${size(Number(m[2]))} — больше предела ${size(Number(m[3]))}`;
+  m = /^(.*?): no such file$/.exec(text);
+  if (m) return `${file(m[1])}: файла нет`;
+  m = /^(.*?\.json): (.*)$/s.exec(text);
+  if (m) {
+    const parts = m[2].split("; ").map((part) => {
+      const at = part.indexOf(": ");
+      const loc = at > 0 ? part.slice(0, at) : "";
+      const msg = at > 0 ? part.slice(at + 2) : part;
+      const known = SCHEMA_MESSAGES.find(([en]) => msg.startsWith(en));
+      return `${loc ? `${loc}: ` : ""}${known ? known[1] : KINDS.invalid}`;
+    });
+    return `${file(m[1])}: ${parts.join("; ")}`;
+  }
+  return "файл не удалось прочитать";
 }
 
 /** The end reason of a call in Russian. */

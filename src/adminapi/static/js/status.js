@@ -3,7 +3,7 @@
 
 import * as api from "./api.js";
 import { $, announce, el, short } from "./dom.js";
-import { clock, codeText, duration, when } from "./i18n.js";
+import { clock, codeText, duration, fileErrorText, when } from "./i18n.js";
 
 export const state = { timer: null, last: null };
 const REFRESH_MS = 5000;
@@ -21,14 +21,14 @@ function render(s) {
     el("td", {}, el("code", { text: short(c.sha256) })),
     el("td", { text: c.in_sync ? "да" : "нет" }),
     el("td", { text: c.mode }),
-    el("td", { text: c.last_error ? "ошибка загрузки" : "" }, c.last_error ? el("code", { class: "detail", text: c.last_error }) : "")));
+    el("td", { text: fileErrorText(c.last_error) })));
   const missing = s.expected_missing || [];
   $("#status-view").replaceChildren(
     missing.length ? el("div", { class: "banner error", id: "status-missing", role: "alert" },
       `Не запущены ожидаемые процессы: ${missing.join(", ")}.`) : "",
     el("p", {}, "Файл: ", el("code", { text: s.path })),
     el("p", {}, "Версия на диске: ", el("code", { text: s.sha256 || "нет файла" }),
-      s.valid ? "" : el("b", { class: "error", text: " — файл повреждён" })),
+      s.valid ? "" : el("b", { class: "error", text: ` — файл повреждён: ${fileErrorText(s.error)}` })),
     el("p", { text: `Панель следит за файлом: ${s.watching}. Актуальны: ${s.in_sync}, отстают: ${s.out_of_sync}.` }),
     s.panel ? el("p", { id: "status-panel", text: `Панель: хост ${s.panel.hostname}, версия ${s.panel.version}, работает ${duration(now - s.panel.started_at)}.` }) : "",
     el("div", { class: "table-wrap" }, el("table", { id: "status-table" },
