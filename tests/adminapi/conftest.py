@@ -183,6 +183,7 @@ def session_panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Panel]:
         root,
         admin_tokens=f"second={OTHER_TOKEN}",
         admin_expected_consumers="metrotech-bot",
+        admin_wait_max_ms=1500,  # a stopped consumer makes a save wait this long
     )
     served = serve(settings)
     try:

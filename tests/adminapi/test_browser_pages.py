@@ -163,7 +163,8 @@ def test_knowledge_base_limit_several_files_another_name_and_overwrite_warning(
     created = ["акции.md", "адреса.txt", "скидки.md"]
     page = open_panel(contexts(), panel.url, "/kb")
     try:
-        expect(page.locator("#kb-limit")).to_contain_text("Не больше 1 МиБ на файл")
+        limit = f"{panel.served.settings.kb_max_bytes / 1048576:g}".replace(".", ",")
+        expect(page.locator("#kb-limit")).to_contain_text(f"Не больше {limit} МиБ на файл")
         expect(page.locator('#kb-table tr[data-name="тарифы.md"]')).to_be_visible()
         assert_accessible(page, "knowledge base")
 

@@ -147,7 +147,7 @@ def test_whoami_and_the_status_fields(config_dir: Path, status_dir: Path, tmp_pa
         with s.client() as c:
             assert c.get("/api/whoami").json() == {"operator": "admin", "version": "0.1.0"}
             body = c.get("/api/status").json()
-            assert body["expected_missing"] == ["metrotech-bot"]
+            assert body["missing"] == ["metrotech-bot"]
             panel = body["panel"]
             assert panel["version"] == "0.1.0" and panel["hostname"] and panel["started_at"] <= panel["now"]
             [me] = body["consumers"]

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from promptwatch.status import software_version
 
-from ...consumers import consumer_views
+from ...consumers import consumer_views, missing_services
 from ...editor import PromptsEditor
 from ...settings import AdminSettings
 from ..deps import EditorDep, OperatorDep, SettingsDep
@@ -27,7 +27,7 @@ def build_status(editor: PromptsEditor, settings: AdminSettings, started_at: flo
     state = editor.read()
     views = consumer_views(settings.prompts_status_dir, settings.prompts_file, state.sha256)
     in_sync = sum(v.in_sync for v in views)
-    running = {v.service for v in views}
+    missing = missing_services(settings.expected_consumers, views)
     return StatusOut(
         path=str(editor.path),
         sha256=state.sha256,
@@ -38,7 +38,8 @@ def build_status(editor: PromptsEditor, settings: AdminSettings, started_at: flo
         consumers=[ConsumerOut.of(v) for v in views],
         in_sync=in_sync,
         out_of_sync=len(views) - in_sync,
-        expected_missing=[name for name in settings.expected_consumers if name not in running],
+        missing=missing,
+        all_in_sync=state.sha256 is not None and in_sync == len(views) and not missing,
         panel=PanelOut(
             hostname=socket.gethostname(), version=software_version(), started_at=started_at, now=time.time()
         ),

@@ -22,7 +22,7 @@ function render(s) {
     el("td", { text: c.in_sync ? "да" : "нет" }),
     el("td", { text: c.mode }),
     el("td", { text: fileErrorText(c.last_error) })));
-  const missing = s.expected_missing || [];
+  const missing = s.missing || [];
   $("#status-view").replaceChildren(
     missing.length ? el("div", { class: "banner error", id: "status-missing", role: "alert" },
       `Не запущены ожидаемые процессы: ${missing.join(", ")}.`) : "",
