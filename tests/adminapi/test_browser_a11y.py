@@ -28,7 +28,7 @@ Contexts = Callable[..., BrowserContext]
 SRC = Path(__file__).resolve().parents[2] / "src"
 PAGES = ["/prompts", "/history", "/kb", "/calls", "/status", "/playground"]
 READY = {  # what each page shows once it has loaded
-    "/prompts": "#consumer-badges li",
+    "/prompts": "#field-greeting",
     "/history": "#history-table tbody tr",
     "/kb": "#kb-table tbody tr",
     "/calls": "#calls-table tbody tr",
