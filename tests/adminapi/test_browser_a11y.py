@@ -11,6 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
+from adminapi.api import problems
 from adminapi.api.problems import CODES
 from promptwatch import (
     DocumentError,
@@ -60,7 +61,9 @@ def test_every_page_on_a_phone_without_horizontal_scrolling(panel: Panel, contex
 
 
 def used_codes() -> set[str]:
-    codes = set(CODES.values())
+    """Every ``code`` the API can answer with: the defaults per status, the enum if there is one, and each
+    code a route names."""
+    codes = set(CODES.values()) | {str(c) for c in getattr(problems, "Code", ())}
     for path in (SRC / "adminapi").rglob("*.py"):
         codes |= set(re.findall(r'code="([a-z_]+)"', path.read_text(encoding="utf-8")))
     return codes
