@@ -83,6 +83,7 @@ def test_a_hand_edit_on_disk_arrives_live_and_a_broken_file_is_shown_until_repai
     sed(panel.prompts_file, "s/Чем могу помочь?/Слушаю вас./")
     expect(page.locator("#field-greeting")).to_have_value(matching("Слушаю вас."))
     expect(page.locator("#live-note")).to_contain_text("изменено вручную на диске")
+    assert_accessible(page, "followed a hand edit")
 
     # With local changes: a banner, and the merge keeps both sides.
     page.fill("#field-goodbye", "До новых встреч!")
@@ -146,3 +147,18 @@ def test_a_lost_connection_shows_as_such_and_reconnects_by_itself(
     finally:
         if served.thread.is_alive():
             stop(served)
+
+
+def test_a_failed_request_is_said_in_russian_not_in_an_alert(panel: Panel, contexts: Contexts) -> None:
+    ctx = contexts()
+    page = open_panel(ctx, panel.url, "/calls")
+    alerts: list[str] = []
+    page.on("dialog", lambda d: (alerts.append(d.message), d.dismiss()))
+    page.route("**/api/calls?*", lambda route: route.abort())
+    page.click("#calls-apply")
+    expect(page.locator("#page-error")).to_have_text("Нет связи с панелью.")
+    assert alerts == []
+    page.unroute("**/api/calls?*")
+    page.route("**/api/calls?*", lambda route: route.fulfill(status=503, json={"code": "unavailable", "detail": "x"}))
+    page.click("#calls-apply")
+    expect(page.locator("#page-error")).to_have_text("Панель сейчас недоступна (запускается или останавливается).")

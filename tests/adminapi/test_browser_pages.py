@@ -79,6 +79,7 @@ def test_history_diff_view_load_as_draft_and_a_confirmed_rollback(panel: Panel, 
     page.locator(f'tr[data-sha="{sample}"] button[data-rollback]').first.click()
     page.click("#confirm-ok")
     expect(page.locator("#history-message")).to_contain_text("Откат к")
+    assert_accessible(page, "rolled back")
     wait_until(lambda: sha256_hex(panel.prompts_file.read_bytes()) == sample, timeout=10, message="rolled back")
     expect(rows.first).to_contain_text("откат")
     # The sample content is in several rows now; exactly one of them is "Текущая", the newest.
@@ -203,6 +204,7 @@ def test_knowledge_base_limit_several_files_another_name_and_overwrite_warning(
         page.click('#kb-table tr[data-name="акции.md"] a')
         expect(page).to_have_url(f"{panel.url}/kb/{quote('акции.md')}")
         expect(page.locator("#kb-view")).to_contain_text("Новая скидка 20%")
+        assert_accessible(page, "a knowledge-base file")
         page.click('button[data-delete="акции.md"]')
         page.click("#confirm-ok")
         expect(page.locator('#kb-table tr[data-name="акции.md"]')).to_have_count(0)

@@ -122,6 +122,17 @@ async function start(me) {
   router.emit();
 }
 
+// One place for a failed request no page handled itself: said in Russian at the top, never an alert().
+addEventListener("unhandledrejection", (ev) => {
+  const e = ev.reason;
+  if (!(e instanceof api.ApiError)) return;
+  ev.preventDefault();
+  if (e.isAuth) return; // the login dialog is open
+  const out = $("#page-error");
+  out.hidden = false;
+  out.textContent = e.message;
+});
+
 document.addEventListener("DOMContentLoaded", async () => {
   trapFocus();
   $("#login-form").addEventListener("submit", login);
