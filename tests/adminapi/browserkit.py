@@ -99,7 +99,11 @@ def assert_accessible(page: Page, state: str) -> None:
 
 
 def no_horizontal_scroll(page: Page) -> bool:
-    result: bool = page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    """Neither the page nor any box in it (a table's wrapper, a diff) scrolls sideways."""
+    result: bool = page.evaluate(
+        """() => document.documentElement.scrollWidth <= window.innerWidth
+          && [...document.querySelectorAll(".table-wrap, pre")].every((n) => n.scrollWidth <= n.clientWidth + 1)"""
+    )
     return result
 
 

@@ -2,7 +2,7 @@
 // call linked to its revision, the transcript with the greeting in a dialog.  State: `state`.
 
 import * as api from "./api.js";
-import { $, el, short } from "./dom.js";
+import { $, labelCells, el, short } from "./dom.js";
 import { END_REASONS, endReasonText, ms, when } from "./i18n.js";
 import { go, path } from "./router.js";
 
@@ -32,6 +32,7 @@ async function loadList() {
     el("td", {}, el("a", { href: path("history", c.prompts_sha256), "data-route": true, class: "sha", text: short(c.prompts_sha256),
       "aria-label": `Версия промптов ${short(c.prompts_sha256)}` })))));
   if (!data.items.length) body.append(el("tr", {}, el("td", { colspan: 7, class: "muted", text: "звонков нет" })));
+  labelCells($("#calls-table"));
   const to = Math.min(state.offset + state.limit, state.total);
   $("#calls-page").textContent = state.total ? `${state.offset + 1}–${to} из ${state.total}` : "";
 }

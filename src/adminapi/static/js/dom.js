@@ -25,3 +25,11 @@ export function announce(region, text, kind = "") {
   region.hidden = !text;
   region.replaceChildren(...(Array.isArray(text) ? text : [text]));
 }
+
+/** Give every cell of `table` its column's header as data-label (a phone shows rows as labelled cards). */
+export function labelCells(table) {
+  const heads = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+  for (const row of table.querySelectorAll("tbody tr")) {
+    [...row.children].forEach((cell, i) => { if (heads[i] && cell.colSpan === 1) cell.dataset.label = heads[i]; });
+  }
+}

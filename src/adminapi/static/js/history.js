@@ -3,7 +3,7 @@
 
 import * as api from "./api.js";
 import { confirmDialog } from "./dialog.js";
-import { $, announce, el, short } from "./dom.js";
+import { $, labelCells, announce, el, short } from "./dom.js";
 import { renderServerUnified } from "./diff.js";
 import { CHANGE_KINDS, ORIGINS, codeText, size, when } from "./i18n.js";
 import * as editor from "./editor.js";
@@ -40,6 +40,7 @@ async function loadList() {
         isCurrent ? "" : el("button", { type: "button", class: "secondary danger", "data-rollback": rev.sha256, text: "Откатить…",
           onclick: () => rollback(rev) })));
   }));
+  labelCells($("#history-table"));
 }
 
 function detail(title, ...children) {

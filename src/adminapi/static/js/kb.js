@@ -3,7 +3,7 @@
 
 import * as api from "./api.js";
 import { confirmDialog } from "./dialog.js";
-import { $, announce, el } from "./dom.js";
+import { $, labelCells, announce, el } from "./dom.js";
 import { codeText, size, when } from "./i18n.js";
 import { go, path } from "./router.js";
 
@@ -20,6 +20,7 @@ async function loadList() {
     el("td", {}, el("button", { type: "button", class: "link danger", "data-delete": f.name, "aria-label": `Удалить ${f.name}`, text: "удалить",
       onclick: () => remove(f.name) })))));
   if (!kb.files.length) $("#kb-table tbody").append(el("tr", {}, el("td", { colspan: 4, class: "muted", text: "файлов нет" })));
+  labelCells($("#kb-table"));
 }
 
 async function view(name) {

@@ -2,7 +2,7 @@
 // version), expected processes that are not running; refreshed by itself.  Links to /metrics and the docs.
 
 import * as api from "./api.js";
-import { $, announce, el, short } from "./dom.js";
+import { $, announce, el, labelCells, short } from "./dom.js";
 import { clock, codeText, duration, fileErrorText, when } from "./i18n.js";
 
 export const state = { timer: null, last: null };
@@ -36,6 +36,7 @@ function render(s) {
       el("thead", {}, el("tr", {}, ...["Сервис", "Хост", "PID", "Версия ПО", "Работает", "Последний статус", "Промпты", "Актуально", "Режим", "Ошибка"]
         .map((t) => el("th", { scope: "col", text: t })))),
       el("tbody", {}, ...rows))));
+  labelCells($("#status-table"));
   $("#status-updated").textContent = `Обновлено в ${clock()}; обновляется каждые ${REFRESH_MS / 1000} с.`;
 }
 
