@@ -50,6 +50,11 @@ def test_a_conflict_opens_a_merge_view_and_saves_with_the_new_etag(panel: Panel,
     expect(conflict).to_contain_text("Приветствие первого")
     expect(conflict).to_contain_text("Приветствие второго")
     assert_accessible(second, "merge view")
+    # Taking the disk's version whole would drop the draft: asked first, and "Отмена" keeps everything.
+    second.click("#merge-take-theirs")
+    expect(second.locator("#confirm")).to_contain_text("Отбросить ваши изменения?")
+    second.click("#confirm-cancel")
+    expect(merge).to_be_visible()
     conflict.locator('input[value="theirs"]').check()
     expect(second.locator("#merge-result-greeting")).to_have_value("Приветствие первого")
     second.fill("#merge-result-greeting", "Приветствие обоих")
