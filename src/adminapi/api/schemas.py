@@ -190,6 +190,7 @@ class CallOut(BaseModel):
     turn_count: int
     duration: float | None
     had_error: bool = Field(description="Ended with an error, or a turn recorded one")
+    console: bool = Field(description="A call made in `stasis console` (a terminal, no Asterisk), not by a caller")
 
 
 class CallDetailOut(CallOut):

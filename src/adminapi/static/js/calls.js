@@ -24,7 +24,7 @@ async function loadList() {
   const body = $("#calls-table tbody");
   body.replaceChildren(...data.items.map((c) => el("tr", { "data-call": c.id, class: c.had_error ? "had-error" : "" },
     el("td", {}, el("a", { href: path("calls", c.id), "data-route": true, text: when(c.started_at) })),
-    el("td", { text: `${c.caller_number} ${c.caller_name}`.trim() }),
+    el("td", { text: c.console ? "консоль (stasis console)" : `${c.caller_number} ${c.caller_name}`.trim() }),
     el("td", { text: c.duration != null ? `${Math.round(c.duration)} с` : "идёт" }),
     el("td", { text: String(c.turn_count) }),
     el("td", { text: endReasonText(c.end_reason) }),
