@@ -223,3 +223,30 @@ def test_where_a_save_went_live_and_the_consumer_badges(
     expect(page.locator("#save-status")).to_contain_text(" мс")
     expect(badge).to_contain_text("применил за")
     assert doc(panel.prompts_file)["goodbye"] == "Спасибо, что позвонили!"
+
+
+def test_the_three_way_merge_rules(panel: Panel, contexts: Contexts) -> None:
+    page = open_panel(contexts(), panel.url)
+    statuses = page.evaluate(
+        """async () => {
+            const { threeWay } = await import("/static/js/merge.js");
+            const base = { system_prompt: "s", greeting: "g", fallback: "f", goodbye: "b", a: "1", fillers: ["x"] };
+            const theirs = { ...base, greeting: "G-theirs", fallback: "f2", a: "1", b: "new", fillers: [] };
+            delete theirs.goodbye;
+            const mine = { ...base, greeting: "G-mine", fallback: "f2", a: "2", c: "mine-only" };
+            const m = threeWay(base, theirs, mine);
+            const keys = Object.fromEntries(m.keys.map((k) => [k.key, [k.status, k.result ?? null]]));
+            return { conflicts: m.conflicts, keys };
+        }"""
+    )
+    assert statuses["keys"] == {
+        "system_prompt": ["same", "s"],
+        "greeting": ["conflict", "G-mine"],  # both changed: the operator chooses (mine until then)
+        "fallback": ["both", "f2"],  # the same change on both sides
+        "a": ["mine", "2"],
+        "b": ["theirs", "new"],  # added on disk
+        "c": ["mine", "mine-only"],  # added in the draft
+        "goodbye": ["theirs", None],  # removed on disk, untouched here: removed
+        "fillers": ["theirs", None],  # emptied on disk (an empty list is no fillers)
+    }
+    assert statuses["conflicts"] == 1
