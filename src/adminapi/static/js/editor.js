@@ -4,10 +4,11 @@
 
 import * as api from "./api.js";
 import { confirmDialog } from "./dialog.js";
-import { $, $$, announce, el, short } from "./dom.js";
-import { KNOWN, canonical, equalDocs, renderDiff } from "./diff.js";
+import { $, announce, el, short } from "./dom.js";
+import { canonical, equalDocs, renderDiff } from "./diff.js";
+import { addField, clearErrors, collectForm, drawGutter, markFieldErrors, renderForm, showRawError } from "./fields.js";
 import { dropDraft, loadDraft, loadSettings, storeDraft, storeSettings } from "./drafts.js";
-import { FIELD_LABELS, clock, codeText, fileErrorText, itemText, ms, originText, when } from "./i18n.js";
+import { clock, codeText, fileErrorText, ms, originText, when } from "./i18n.js";
 import { live } from "./live.js";
 import { renderMerge, threeWay } from "./merge.js";
 
@@ -26,39 +27,6 @@ export const state = {
 };
 
 // ---- the draft in the form and raw views ----------------------------------------------------------
-
-function fieldBox(key, value, removable) {
-  const id = `field-${key}`;
-  const errId = `err-${key}`;
-  const area = el("textarea", { id, name: key, rows: key === "system_prompt" ? 10 : key === "fillers" ? 4 : 3,
-    "data-key": key, "aria-describedby": errId });
-  area.value = Array.isArray(value) ? value.join("\n") : value ?? "";
-  const head = el("div", { class: "field-head" }, el("label", { for: id, text: FIELD_LABELS[key] || key }));
-  const box = el("div", { class: "field", "data-field": key }, head, area, el("p", { class: "field-error", id: errId, hidden: true }));
-  if (removable) {
-    head.append(el("button", { type: "button", class: "link danger", "data-remove": key, "aria-label": `Удалить промпт ${key}`,
-      text: "удалить", onclick: () => { box.remove(); edited(); } }));
-  }
-  return box;
-}
-
-function renderForm(doc) {
-  const fields = $("#fields");
-  fields.replaceChildren();
-  for (const key of KNOWN) fields.append(fieldBox(key, doc[key], false));
-  for (const [key, value] of Object.entries(doc)) if (!KNOWN.includes(key)) fields.append(fieldBox(key, value, true));
-}
-
-function collectForm() {
-  const doc = {};
-  for (const area of $$("#fields textarea")) {
-    const key = area.dataset.key;
-    if (key === "fillers") doc.fillers = area.value.split("\n").map((s) => s.trim()).filter(Boolean);
-    else if ((key === "fallback" || key === "goodbye") && area.value === "") continue;
-    else doc[key] = area.value;
-  }
-  return canonical(doc);
-}
 
 /** {doc} or, in the raw view with text that is not JSON, {error, raw}. */
 export function draft() {
@@ -82,7 +50,7 @@ export function isDirty() {
 }
 
 function setDraftDoc(doc) {
-  renderForm(doc);
+  renderForm(doc, edited);
   $("#raw-text").value = JSON.stringify(canonical(doc), null, 2);
   drawGutter();
 }
@@ -95,7 +63,7 @@ function switchView(view) {
       showRawError([{ kind: d.error, path: "$" }], "Исправьте JSON, чтобы перейти к форме.");
       return;
     }
-    renderForm(d.doc);
+    renderForm(d.doc, edited);
   } else {
     $("#raw-text").value = JSON.stringify(collectForm(), null, 2);
     drawGutter();
@@ -107,73 +75,16 @@ function switchView(view) {
   $("#view-raw").setAttribute("aria-pressed", String(view === "raw"));
 }
 
-// ---- the raw view's line numbers and error mark -------------------------------------------------
-
-function drawGutter(errorLine = 0) {
-  const lines = $("#raw-text").value.split("\n").length;
-  const gutter = $("#raw-gutter");
-  gutter.replaceChildren(...Array.from({ length: lines }, (_, i) =>
-    el("span", { class: i + 1 === errorLine ? "error-line" : "", text: `${i + 1 === errorLine ? "▶" : ""}${i + 1}\n` })));
-  gutter.scrollTop = $("#raw-text").scrollTop;
-}
-
-function showRawError(items, extra = "") {
-  const area = $("#raw-text");
-  const out = $("#raw-error");
-  out.hidden = false;
-  out.textContent = [...items.map(itemText), extra].filter(Boolean).join("; ");
-  area.setAttribute("aria-invalid", "true");
-  const at = items.find((i) => i.line);
-  if (at) {
-    drawGutter(at.line);
-    const lines = area.value.split("\n");
-    let offset = 0;
-    for (let i = 0; i < at.line - 1 && i < lines.length; i++) offset += lines[i].length + 1;
-    offset += Math.max(0, at.col - 1);
-    area.focus();
-    area.setSelectionRange(offset, Math.min(offset + 1, area.value.length));
-    const lineHeight = parseFloat(getComputedStyle(area).lineHeight) || 20;
-    area.scrollTop = Math.max(0, (at.line - 3) * lineHeight);
-    $("#raw-error").dataset.line = String(at.line);
-    $("#raw-error").dataset.col = String(at.col);
-  } else {
-    area.focus();
-  }
-}
-
 // ---- errors and results at the save bar ---------------------------------------------------------
-
-function clearErrors() {
-  for (const e of $$(".field-error")) { e.hidden = true; e.textContent = ""; }
-  for (const f of $$(".field")) f.classList.remove("invalid");
-  for (const a of $$("#fields textarea")) a.removeAttribute("aria-invalid");
-  $("#raw-error").hidden = true;
-  $("#raw-text").removeAttribute("aria-invalid");
-  drawGutter();
-}
 
 function status(text, kind = "") {
   announce($("#save-status"), text, kind);
 }
 
 function showFieldErrors(items) {
-  if (state.view === "raw") return showRawError(items);
-  const general = [];
-  let first = null;
-  for (const item of items) {
-    const key = item.path.split(/[.[]/)[0];
-    const box = $(`.field[data-field="${CSS.escape(key)}"]`);
-    if (!box || key === "$") { general.push(itemText(item)); continue; }
-    box.classList.add("invalid");
-    const area = $("textarea", box);
-    area.setAttribute("aria-invalid", "true");
-    const out = $(".field-error", box);
-    out.hidden = false;
-    out.textContent = [out.textContent, itemText(item)].filter(Boolean).join("; ");
-    first = first || area;
-  }
+  if (state.view === "raw") { showRawError(items); return; }
+  const general = markFieldErrors(items);
   if (general.length) status(`Не сохранено: ${general.join("; ")}`, "error");
-  if (first) first.focus();
 }
 
 function consumerLines(result) {
@@ -439,7 +350,7 @@ export function install() {
     const key = input.value.trim();
     if (!key) return;
     if ($(`.field[data-field="${CSS.escape(key)}"]`)) { status(`Промпт «${key}» уже есть.`, "warn"); return; }
-    $("#fields").append(fieldBox(key, "", true));
+    addField(key, edited);
     input.value = "";
     $(`#field-${CSS.escape(key)}`).focus();
     edited();
