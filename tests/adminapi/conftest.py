@@ -153,11 +153,13 @@ def free_port() -> int:
         return port
 
 
-# ---- the browser suite: one Chromium and one panel server per session ------------------------------
+# ---- the browser suite: one Chromium and one panel server for this package (stopped before the next one) --
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One Chromium per test module: Playwright's sync API keeps an event loop running in this thread while it
+    is open, which would break the asyncio tests of the modules after it."""
     from .browserkit import CHROMIUM, CHROMIUM_ARGS
 
     if not os.path.exists(CHROMIUM):
@@ -170,7 +172,7 @@ def browser() -> Iterator[Browser]:
             b.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def session_panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Panel]:
     from .browserkit import SAMPLE, Panel
 
