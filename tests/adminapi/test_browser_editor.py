@@ -250,3 +250,17 @@ def test_the_three_way_merge_rules(panel: Panel, contexts: Contexts) -> None:
         "fillers": ["theirs", None],  # emptied on disk (an empty list is no fillers)
     }
     assert statuses["conflicts"] == 1
+
+
+def test_a_browser_that_refuses_to_keep_the_draft_says_so(panel: Panel, contexts: Contexts) -> None:
+    ctx = contexts()
+    ctx.add_init_script(  # a full storage: drafts are refused, everything else is kept
+        """const setItem = Storage.prototype.setItem;
+        Storage.prototype.setItem = function (key, value) {
+          if (key.includes(".draft.")) throw new DOMException("full", "QuotaExceededError");
+          return setItem.call(this, key, value);
+        };"""
+    )
+    page = open_panel(ctx, panel.url)
+    page.fill("#field-goodbye", "Черновик, который некуда сохранить")
+    expect(page.locator("#save-status")).to_contain_text("Браузер не даёт сохранить черновик")

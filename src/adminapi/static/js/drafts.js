@@ -15,8 +15,14 @@ export function loadDraft(operator, label) {
   }
 }
 
+/** Keep the draft; false when the browser refuses (storage full or disabled): the caller says so. */
 export function storeDraft(operator, label, draft) {
-  localStorage.setItem(draftKey(operator, label), JSON.stringify({ ...draft, saved_at: Date.now() / 1000 }));
+  try {
+    localStorage.setItem(draftKey(operator, label), JSON.stringify({ ...draft, saved_at: Date.now() / 1000 }));
+    return true;
+  } catch (_) {
+    return false;
+  }
 }
 
 export function dropDraft(operator, label) {

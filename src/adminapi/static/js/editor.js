@@ -261,7 +261,8 @@ function persistDraft() {
   if (!state.operator || state.base === null) return;
   const d = draft();
   if (!isDirty()) { dropDraft(state.operator, state.label); return; }
-  storeDraft(state.operator, state.label, { base_sha: state.sha, doc: d.doc || null, raw: state.view === "raw" ? d.raw : null, view: state.view });
+  const kept = storeDraft(state.operator, state.label, { base_sha: state.sha, doc: d.doc || null, raw: state.view === "raw" ? d.raw : null, view: state.view });
+  if (!kept) status("Браузер не даёт сохранить черновик (хранилище заполнено или отключено): не закрывайте страницу до сохранения.", "warn");
 }
 
 function edited() {
