@@ -81,7 +81,7 @@ async def wait_for_consumers(status_dir: Path, path: Path, target: str, *, since
     start = time.monotonic()
     deadline = start + timeout
     while True:
-        views = consumer_views(status_dir, path, target, since)
+        views = await asyncio.to_thread(consumer_views, status_dir, path, target, since)
         done = all(v.in_sync for v in views)
         now = time.monotonic()
         if done or now >= deadline:

@@ -164,6 +164,6 @@ def test_a_failed_request_is_said_in_russian_not_in_an_alert(panel: Panel, conte
     expect(page.locator("#page-error")).to_have_text("Нет связи с панелью.")
     assert alerts == []
     page.unroute("**/api/calls?*")
-    page.route("**/api/calls?*", lambda route: route.fulfill(status=503, json={"code": "unavailable", "detail": "x"}))
+    page.route("**/api/calls?*", lambda route: route.fulfill(status=503, json={"code": "not_ready", "detail": "x"}))
     page.click("#calls-apply")
     expect(page.locator("#page-error")).to_have_text("Панель сейчас недоступна (запускается или останавливается).")

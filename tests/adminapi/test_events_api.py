@@ -159,7 +159,7 @@ def test_whoami_and_the_status_fields(config_dir: Path, status_dir: Path, tmp_pa
 
 def test_every_error_has_a_stable_code(served: Served, prompts_file: Path) -> None:
     with served.client(token="wrong-token-0123456789") as bad:
-        assert bad.get("/api/status").json()["code"] == "token_wrong"
+        assert bad.get("/api/status").json()["code"] == "wrong_token"
     with served.client() as c:
         r = c.put("/api/prompts", content=b'{"greeting": "x",}')
         body = r.json()
@@ -174,8 +174,8 @@ def test_every_error_has_a_stable_code(served: Served, prompts_file: Path) -> No
             "/api/prompts", json=orjson.loads(prompts_file.read_bytes()), headers={"If-Match": '"' + "0" * 64 + '"'}
         )
         assert r.status_code == 412 and r.json()["code"] == "stale_etag"
-        assert c.get("/api/prompts/history/abcdef0").json()["code"] == "revision_not_found"
-        assert c.get("/api/calls/nope").json()["code"] == "call_not_found"
+        assert c.get("/api/prompts/history/abcdef0").json()["code"] == "no_revision"
+        assert c.get("/api/calls/nope").json()["code"] == "no_call"
         assert c.get("/api/kb/nope.md").json()["code"] == "kb_not_found"
         assert c.get("/api/kb/..%2Fx.md").json()["code"] in ("kb_bad_name", "not_found")
         assert c.get("/api/prompts/history", params={"limit": 0}).json()["code"] == "invalid_request"

@@ -22,7 +22,7 @@ from ...editor import PromptsEditor
 from ...events import Event, EventHub, TicketBook, TooManyTickets, Topics
 from ...settings import AdminSettings
 from ..deps import OperatorDep
-from ..problems import AUTH_RESPONSES, ApiError, responses
+from ..problems import AUTH_RESPONSES, ApiError, Code, responses
 from ..schemas import ConsumerOut
 
 __all__ = ["make_probe", "router"]
@@ -86,7 +86,7 @@ async def ticket(request: Request, operator: OperatorDep) -> TicketOut:
     try:
         issued = book.issue(operator.name)
     except TooManyTickets as e:
-        raise ApiError(429, str(e)) from None
+        raise ApiError(Code.TOO_MANY_TICKETS, str(e)) from None
     return TicketOut(ticket=issued, expires_in=book.ttl, operator=operator.name)
 
 
@@ -123,14 +123,12 @@ async def events(
 ) -> StreamingResponse:
     book: TicketBook = request.app.state.tickets
     if book.redeem(ticket) is None:
-        raise ApiError(
-            401, "the ticket is unknown, used or expired: ask POST /api/events/ticket", code="ticket_invalid"
-        )
+        raise ApiError(Code.TICKET_INVALID, "the ticket is unknown, used or expired: ask POST /api/events/ticket")
     hub: EventHub = request.app.state.events
     if hub.closed:
-        raise ApiError(503, "the panel is stopping")
+        raise ApiError(Code.NOT_READY, "the panel is stopping")
     if hub.subscribers >= hub.max_subscribers:
-        raise ApiError(503, "too many event streams are open", code="too_many_streams")
+        raise ApiError(Code.TOO_MANY_STREAMS, "too many event streams are open")
     first = await hub.current()
     return StreamingResponse(
         _stream(hub, first),

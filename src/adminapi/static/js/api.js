@@ -73,7 +73,7 @@ export async function getPrompts(label) {
   try {
     r = await request("GET", promptsUrl("", label));
   } catch (e) {
-    if (e.code === "prompts_missing") return { doc: {}, etag: null, sha: null, valid: true };
+    if (e.code === "no_prompts_file") return { doc: {}, etag: null, sha: null, valid: true };
     throw e;
   }
   const etag = r.headers.get("ETag");
