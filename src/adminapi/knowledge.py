@@ -19,7 +19,7 @@ import orjson
 
 from promptwatch import UnsafeFileError, atomic_write, file_lock, kbrules, read_file, sha256_hex
 from promptwatch.atomic import lock_path
-from promptwatch.kbrules import KB_EXTENSIONS, check_kb_name
+from promptwatch.kbrules import KB_EXTENSIONS, KB_NEW_NAME_PATTERN, check_kb_name
 from promptwatch.safeio import resolved
 
 __all__ = [
@@ -63,13 +63,7 @@ class KbFile:
         return KB_EXTENSIONS.get(Path(self.name).suffix.lower(), "text/plain")
 
 
-UPLOAD_NAME_PATTERN = (
-    r"^[\w(\[«„“‘][\w .,;:!?'()\[\]{}«»„“”‘’@#№%&+=~\-–—]{0,53}"
-    r"\.(?:[mM][dD]|[mM][aA][rR][kK][dD][oO][wW][nN]|[tT][xX][tT]|[jJ][sS][oO][nN])$"
-)
-"""The names the panel gives new files (documented in the API schema): letters and digits of any script, spaces
-and common punctuation, at most 63 characters (so at most 252 bytes), ending in a knowledge-base extension.
-A subset of the shared rules (:func:`promptwatch.kbrules.check_kb_name`), which still govern reading and deleting."""
+UPLOAD_NAME_PATTERN = KB_NEW_NAME_PATTERN
 _UPLOAD_NAME = re.compile(UPLOAD_NAME_PATTERN)
 
 
