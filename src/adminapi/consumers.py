@@ -27,6 +27,10 @@ class ConsumerView:
     in_sync: bool
     latency_ms: float | None
     """From ``since`` (the save) to the consumer loading ``target``; 0 when it already ran it."""
+    started_at: float | None = None
+    updated_at: float | None = None
+    """When the process last published its status (last seen)."""
+    version: str = ""
 
     @classmethod
     def of(cls, status: ConsumerStatus, target: str | None, since: float | None) -> ConsumerView:
@@ -45,6 +49,9 @@ class ConsumerView:
             last_error=status.last_error,
             in_sync=in_sync,
             latency_ms=latency,
+            started_at=status.started_at,
+            updated_at=status.updated_at,
+            version=status.version,
         )
 
 

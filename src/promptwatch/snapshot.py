@@ -24,7 +24,14 @@ from .errors import DocumentError, PromptwatchError, StartupError, UnsafeFileErr
 from .labels import PRODUCTION, check_label, label_path
 from .reload import Reloader
 from .schema import MAX_DOCUMENT_BYTES, Prompts, parse_document, sha256_hex
-from .status import ConsumerStatus, default_status_dir, process_start_ticks, remove_status, write_status
+from .status import (
+    ConsumerStatus,
+    default_status_dir,
+    process_start_ticks,
+    remove_status,
+    software_version,
+    write_status,
+)
 from .watch import WatchMode
 
 if TYPE_CHECKING:
@@ -262,6 +269,7 @@ class HotPrompts(Reloader[Snapshot]):
             hostname=socket.gethostname(),
             proc_start=self._proc_start,
             label=self.label,
+            version=software_version(),
         )
 
     def _publish_status(self) -> None:

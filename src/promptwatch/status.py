@@ -15,11 +15,13 @@ ours (:func:`promptwatch.safeio.ensure_private_dir`); one pre-created by another
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from importlib import metadata
 from pathlib import Path
 
 import orjson
@@ -39,6 +41,7 @@ __all__ = [
     "read_statuses",
     "remove_status",
     "status_filename",
+    "software_version",
     "write_status",
 ]
 
@@ -103,6 +106,8 @@ class ConsumerStatus:
     hostname: str = ""
     proc_start: int | None = None
     label: str = PRODUCTION
+    version: str = ""
+    """The promptwatch version the process runs (empty from older writers)."""
 
     @property
     def filename(self) -> str:
@@ -128,6 +133,18 @@ class ConsumerStatus:
 def status_filename(service: str, pid: int, label: str = PRODUCTION) -> str:
     """``SERVICE.PID.json`` for production, ``SERVICE.PID.LABEL.json`` for another label."""
     return f"{service}.{pid}.json" if label == PRODUCTION else f"{service}.{pid}.{label}.json"
+
+
+_FIELDS = frozenset(f.name for f in fields(ConsumerStatus))
+
+
+@functools.cache
+def software_version() -> str:
+    """The installed promptwatch version, as every process reports it in its status."""
+    try:
+        return metadata.version("promptwatch")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def write_status(status_dir: Path, status: ConsumerStatus) -> None:
@@ -167,8 +184,9 @@ def _parse_entry(dir_fd: int, name: str, shown: Path, trusted: frozenset[int]) -
         return None
     try:
         raw = orjson.loads(data)
-        status = ConsumerStatus(**raw)
-    except (orjson.JSONDecodeError, TypeError):
+        # Fields a newer writer added are ignored, so mixed versions still see each other.
+        status = ConsumerStatus(**{k: v for k, v in raw.items() if k in _FIELDS})
+    except (orjson.JSONDecodeError, TypeError, AttributeError):
         return None  # not ours
     if status.filename != name or not isinstance(status.pid, int) or isinstance(status.pid, bool):
         return None

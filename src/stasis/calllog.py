@@ -77,6 +77,10 @@ CREATE TABLE IF NOT EXISTS turns (
 );
 """
 
+_HAD_ERROR = (
+    "calls.end_reason = 'error' OR EXISTS (SELECT 1 FROM turns t WHERE t.call_id = calls.id AND t.error IS NOT NULL)"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class AddedColumn:
@@ -144,6 +148,8 @@ class CallSummary:
     end_reason: str | None
     prompts_sha256: str
     turn_count: int
+    had_error: bool = False
+    """The call ended with ``error`` or one of its turns recorded an error."""
     console: bool = False
     """Made in ``stasis console`` (a terminal, no Asterisk), not by a caller."""
     label: str = PRODUCTION
@@ -234,7 +240,7 @@ class CallLog:
         if not missing:
             return "calls"
         extra = ", ".join(f"{_sql_literal(c.default)} AS {c.name}" for c in missing)
-        return f"(SELECT *, {extra} FROM calls)"
+        return f"(SELECT *, {extra} FROM calls) AS calls"
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
         if self._db is None:
@@ -301,9 +307,12 @@ class CallLog:
         until: float | None = None,
         label: str | None = None,
         prompts_sha256: str | None = None,
+        end_reason: str | None = None,
+        had_error: bool | None = None,
     ) -> tuple[list[CallSummary], int]:
         """Calls newest first, and the total matching the filters.  ``caller`` matches number or name;
-        ``prompts_sha256`` may be a prefix (hex digits)."""
+        ``prompts_sha256`` may be a prefix (hex digits); ``had_error`` keeps only the calls with (True)
+        or without (False) an error."""
         db = self._open()
         if db is None:
             return [], 0
@@ -327,15 +336,24 @@ class CallLog:
                 return [], 0
             where.append("prompts_sha256 >= ? AND prompts_sha256 < ?")
             params += [sha, sha + "g"]
+        if end_reason is not None:
+            where.append("end_reason = ?")
+            params.append(end_reason)
+        if had_error is not None:
+            where.append(f"({_HAD_ERROR}) = ?")
+            params.append(int(had_error))
         clause = " AND ".join(where)
         with self._lock:
             source = self._calls_source(db)
             total = db.execute(f"SELECT COUNT(*) FROM {source} WHERE {clause}", params).fetchone()[0]
             rows = db.execute(
-                f"SELECT * FROM {source} WHERE {clause} ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?",
+                f"SELECT *, ({_HAD_ERROR}) AS had_error FROM {source} WHERE {clause}"
+                " ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             ).fetchall()
-        return [CallSummary(**_decode_row("calls", r, CallSummary)) for r in rows], int(total)
+        return [
+            CallSummary(**{**_decode_row("calls", r, CallSummary), "had_error": bool(r["had_error"])}) for r in rows
+        ], int(total)
 
     def outcome_rows(self, *, since: float, until: float) -> tuple[list[CallOutcome], list[ReplyLatency]]:
         """The ended calls started in ``[since, until)`` (not console calls), and the reply latency of each
@@ -346,17 +364,18 @@ class CallLog:
         with self._lock:
             source = self._calls_source(db)
             calls = db.execute(
-                f"SELECT c.label, c.prompts_sha256, c.end_reason, c.turn_count,"
-                f" (SELECT COUNT(*) FROM turns t WHERE t.call_id = c.id AND t.error IS NOT NULL) AS errors"
-                f" FROM {source} c WHERE c.started_at >= ? AND c.started_at < ? AND c.end_reason IS NOT NULL"
-                f" AND c.console = 0",
+                f"SELECT calls.label, calls.prompts_sha256, calls.end_reason, calls.turn_count,"
+                f" (SELECT COUNT(*) FROM turns t WHERE t.call_id = calls.id AND t.error IS NOT NULL) AS errors"
+                f" FROM {source} WHERE calls.started_at >= ? AND calls.started_at < ?"
+                f" AND calls.end_reason IS NOT NULL AND calls.console = 0",
                 (since, until),
             ).fetchall()
             latencies = db.execute(
-                f"SELECT c.label, c.prompts_sha256,"
+                f"SELECT calls.label, calls.prompts_sha256,"
                 f" COALESCE(t.stt_ms, 0) + COALESCE(t.llm_ms, 0) + COALESCE(t.tts_ms, 0) AS ms"
-                f" FROM turns t JOIN {source} c ON c.id = t.call_id WHERE c.started_at >= ? AND c.started_at < ?"
-                f" AND c.end_reason IS NOT NULL AND c.console = 0 AND t.llm_ms IS NOT NULL",
+                f" FROM turns t JOIN {source} ON calls.id = t.call_id"
+                f" WHERE calls.started_at >= ? AND calls.started_at < ?"
+                f" AND calls.end_reason IS NOT NULL AND calls.console = 0 AND t.llm_ms IS NOT NULL",
                 (since, until),
             ).fetchall()
         return [CallOutcome(*row) for row in calls], [ReplyLatency(*row) for row in latencies]
@@ -366,13 +385,13 @@ class CallLog:
         if db is None:
             return None
         with self._lock:
-            row = db.execute("SELECT * FROM calls WHERE id = ?", (call_id,)).fetchone()
+            source = self._calls_source(db)
+            row = db.execute(f"SELECT *, ({_HAD_ERROR}) AS had_error FROM {source} WHERE id = ?", (call_id,)).fetchone()
             if row is None:
                 return None
             turns = db.execute("SELECT * FROM turns WHERE call_id = ? ORDER BY idx", (call_id,)).fetchall()
-        return CallDetail(
-            **_decode_row("calls", row, CallSummary), turns=[Turn(**_decode_row("turns", t, Turn)) for t in turns]
-        )
+        summary = {**_decode_row("calls", row, CallSummary), "had_error": bool(row["had_error"])}
+        return CallDetail(**summary, turns=[Turn(**_decode_row("turns", t, Turn)) for t in turns])
 
     def close(self) -> None:
         if self._db is not None:

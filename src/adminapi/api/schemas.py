@@ -21,6 +21,7 @@ __all__ = [
     "KbFileOut",
     "KbList",
     "KeyChangeOut",
+    "PanelOut",
     "PATCH_ADAPTER",
     "PatchBody",
     "PatchRemove",
@@ -60,6 +61,9 @@ class ConsumerOut(BaseModel):
     last_error: str | None
     in_sync: bool
     latency_ms: float | None = Field(description="From the save to this consumer loading it (when in sync)")
+    started_at: float | None = Field(default=None, description="When the process started (uptime)")
+    updated_at: float | None = Field(default=None, description="When it last published its status (last seen)")
+    version: str = Field(default="", description="The software version it runs")
 
     @classmethod
     def of(cls, view: ConsumerView) -> ConsumerOut:
@@ -105,6 +109,15 @@ PatchBody = Annotated[PatchSet | PatchRemove, Field(description="`value`, or `re
 PATCH_ADAPTER: TypeAdapter[PatchSet | PatchRemove] = TypeAdapter(PatchBody)
 
 
+class PanelOut(BaseModel):
+    """The panel process itself."""
+
+    hostname: str
+    version: str
+    started_at: float
+    now: float = Field(description="The panel's clock, to compute uptimes and ages against")
+
+
 class StatusOut(BaseModel):
     path: str
     sha256: str | None = Field(description="The sha256 of the file on disk; None when it is missing")
@@ -121,6 +134,7 @@ class StatusOut(BaseModel):
     all_in_sync: bool = Field(
         default=False, description="Every live consumer runs the file on disk and no expected service is missing"
     )
+    panel: PanelOut | None = None
 
 
 class HistoryList(BaseModel):
@@ -178,6 +192,7 @@ class CallOut(BaseModel):
     label: str = Field(description="The prompts label the call ran on (`production` unless the dialplan chose one)")
     turn_count: int
     duration: float | None
+    had_error: bool = Field(description="Ended with an error, or a turn recorded one")
     console: bool = Field(description="A call made in `stasis console` (a terminal, no Asterisk), not by a caller")
 
 

@@ -68,6 +68,10 @@ async def list_calls(
     prompts_sha256: Annotated[
         str | None, Query(pattern="^[0-9a-fA-F]{1,64}$", description="Calls on this prompts version (or a prefix)")
     ] = None,
+    end_reason: Annotated[
+        str | None, Query(max_length=40, description="Only calls that ended so (goodbye, no_input, error, …)")
+    ] = None,
+    had_error: Annotated[bool | None, Query(description="Only calls with (true) or without (false) an error")] = None,
 ) -> CallList:
     items, total = await run_in_threadpool(
         calllog.list_calls,
@@ -78,6 +82,8 @@ async def list_calls(
         until=_epoch(until, end=True),
         label=label,
         prompts_sha256=prompts_sha256,
+        end_reason=end_reason or None,
+        had_error=had_error,
     )
     return CallList(items=[_summary(c) for c in items], total=total, limit=limit, offset=offset)
 
