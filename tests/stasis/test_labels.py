@@ -17,6 +17,7 @@ from stasis.routing import SplitShare, choose_label, label_from_args, parse_spli
 from .ari_double import AriDouble, wait_for
 from .fake_openai import FakeOpenAi
 from .test_call import Make, Start, call_record, edit, heard, pieces
+from .test_calllog import VERSION_1
 from .test_process import service_env, spawn
 
 # --- the chooser, directly -----------------------------------------------------------------------------------
@@ -187,37 +188,33 @@ def test_split_sends_a_sticky_share_and_pins_the_snapshot(
     assert call_record(svc, ch4).label == PRODUCTION
 
 
-def test_calllog_migrates_an_old_database(tmp_path: Path) -> None:
+def test_calllog_label_column_in_an_old_and_a_migrated_database(tmp_path: Path) -> None:
     path = tmp_path / "calls.sqlite3"
     db = sqlite3.connect(path)
-    db.executescript(
-        """
-        CREATE TABLE calls (id TEXT PRIMARY KEY, caller_number TEXT NOT NULL DEFAULT '',
-            caller_name TEXT NOT NULL DEFAULT '', started_at REAL NOT NULL, answered_at REAL, ended_at REAL,
-            end_reason TEXT, prompts_sha256 TEXT NOT NULL, turn_count INTEGER NOT NULL DEFAULT 0);
-        INSERT INTO calls (id, started_at, prompts_sha256, end_reason) VALUES ('old-1', 1.0, 'aaa', 'goodbye');
-        """
-    )
+    db.executescript(VERSION_1)  # one call, 'old-1', sha 'ab', ended with goodbye
     db.close()
-    reader = CallLog(path, readonly=True)  # before the service migrated it: the default shows
+    reader = CallLog(path, readonly=True)  # before the service migrated it: every query sees the default
     try:
         items, _ = reader.list_calls()
         assert [(c.id, c.label) for c in items] == [("old-1", PRODUCTION)]
         assert reader.list_calls(label="staging") == ([], 0)
+        assert [c.id for c in reader.list_calls(label=PRODUCTION)[0]] == ["old-1"]
+        assert reader.get_call("old-1").label == PRODUCTION  # type: ignore[union-attr]
+        calls, _ = reader.outcome_rows(since=0, until=1000)
+        assert [(c.label, c.end_reason) for c in calls] == [(PRODUCTION, "goodbye")]
     finally:
         reader.close()
     writer = CallLog(path)
     try:
-        writer.start_call("new-1", caller_number="1", caller_name="", started_at=2.0, prompts_sha256="bbb",
+        writer.start_call("new-1", caller_number="1", caller_name="", started_at=200.0, prompts_sha256="bbb",
                           label="staging")  # fmt: skip
         items, total = writer.list_calls(label="staging")
         assert [(c.id, c.label) for c in items] == [("new-1", "staging")] and total == 1
-        assert [c.id for c in writer.list_calls(prompts_sha256="aa")[0]] == ["old-1"]
+        assert [c.id for c in writer.list_calls(prompts_sha256="ab")[0]] == ["old-1"]
         assert writer.list_calls(prompts_sha256="zz") == ([], 0)
         assert writer.get_call("old-1").label == PRODUCTION  # type: ignore[union-attr]
     finally:
         writer.close()
-    CallLog(path).close()  # opening again is idempotent
 
 
 def test_console_talks_to_a_label(tmp_path: Path, config_dir: Path, openai: FakeOpenAi) -> None:
