@@ -56,7 +56,7 @@ __all__ = ["PanelServer", "create_app", "main", "status_line"]
 logger = logging.getLogger("adminapi")
 
 STATIC_DIR = Path(__file__).parent / "static"
-UI_PAGES = ("prompts", "history", "kb", "calls", "status", "playground")
+UI_PAGES = ("prompts", "history", "kb", "calls", "status", "playground", "outcomes")
 """The web UI's pages: ``/prompts``, ``/history/<sha>``, ``/calls/<id>``… all serve ``index.html``."""
 DOCS_HEADERS = {
     "Cache-Control": "no-cache",

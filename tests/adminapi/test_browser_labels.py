@@ -3,61 +3,28 @@ its diff and a confirmation (and a 412 when the target changed meanwhile), and t
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import BrowserContext, Page, expect
 
 from promptwatch import sha256_hex
 from stasis.calllog import CallLog, Turn
 
-from .conftest import TOKEN, Consumer, Served
+from .browserkit import assert_accessible, matching, open_panel, save_with_review
+from .conftest import Consumer, Served
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
+Contexts = Callable[..., BrowserContext]
 
 
 @pytest.fixture
-def page(browser: Browser, served: Served) -> Iterator[Page]:
-    """A logged-in page; after the test, no script error and no CSP violation may have happened."""
-    problems: list[str] = []
-    ctx: BrowserContext = browser.new_context(locale="ru-RU", viewport={"width": 1366, "height": 900})
-    ctx.set_default_timeout(15_000)
-    pg = ctx.new_page()
-    pg.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
-    pg.on(
-        "console", lambda m: problems.append(m.text) if m.type == "error" and "Failed to load" not in m.text else None
-    )
-    pg.goto(served.url + "/")
-    expect(pg.locator("#login")).to_be_visible()
-    pg.fill("#login-token", TOKEN)
-    pg.click("#login-submit")
-    expect(pg.locator("#login")).to_be_hidden()
-    expect(pg.locator("#field-system_prompt")).to_have_value(re.compile("Метротех"))
-    try:
-        yield pg
-    finally:
-        ctx.close()
-    assert not problems, problems
+def page(contexts: Contexts, served: Served) -> Page:
+    """A logged-in page of a panel of this test's own (label files do not leak into other tests)."""
+    return open_panel(contexts(), served.url)
 
 
 def options(page: Page, selector: str) -> list[str]:
@@ -82,29 +49,23 @@ def test_switcher_and_a_new_label_as_a_copy(page: Page, prompts_file: Path) -> N
     assert options(page, "#label-select") == ["production", "staging"]
     expect(page.locator("#label-info")).to_contain_text("prompts.staging.json")
 
-    # The editor now edits staging: a save there leaves production alone.
+    # The editor now edits staging: a save there leaves production alone; the history is staging's.
+    expect(page.locator("#field-greeting")).to_have_value(matching("Метротех"))
     page.fill("#field-greeting", "Тестовое приветствие для staging.")
-    page.click("#save")
-    confirm = page.locator("#confirm-save, #review-confirm, dialog[open] button:has-text('Сохранить')")
-    if confirm.count():  # the page asks to review the changes first
-        confirm.first.click()
-    page.wait_for_function(
-        "() => true", timeout=100
-    )  # let the request go out; the file below is awaited with a deadline
-    expect_file = lambda: orjson.loads(staging.read_bytes())["greeting"]  # noqa: E731
-    deadline_text = "Тестовое приветствие для staging."
-    page.wait_for_timeout(0)
-    for _ in range(150):
-        if expect_file() == deadline_text:
-            break
-        page.wait_for_timeout(100)
-    assert expect_file() == deadline_text
+    with page.expect_response(lambda r: r.request.method == "PUT" and "label=staging" in r.url) as put:
+        save_with_review(page)
+    assert put.value.status == 200
+    assert orjson.loads(staging.read_bytes())["greeting"] == "Тестовое приветствие для staging."
     assert "Тестовое" not in prompts_file.read_text(encoding="utf-8")
+    page.click('#tabs [data-tab="history"]')
+    expect(page.locator("#history-table tbody tr")).to_have_count(2)  # the copy and the save
+    page.click('#tabs [data-tab="prompts"]')
 
     # Back to production: the editor shows production's greeting again.
-    with page.expect_request(lambda r: r.url.endswith("/api/prompts") or "/api/prompts?" in r.url):
-        page.select_option("#label-select", "production")
-    expect(page.locator("#field-greeting")).to_have_value(re.compile("Метротех"))
+    page.select_option("#label-select", "production")
+    expect(page.locator("#field-greeting")).to_have_value(matching("Метротех"))
+    expect(page.locator("#label-select")).to_have_value("production")
+    assert_accessible(page, "prompts with the label switcher")
 
 
 def test_promote_shows_the_diff_asks_for_confirmation_and_refuses_a_concurrent_change(
@@ -123,6 +84,7 @@ def test_promote_shows_the_diff_asks_for_confirmation_and_refuses_a_concurrent_c
     expect(page.locator('#promote-changes li[data-key="greeting"]')).to_contain_text("Версия из staging.")
     expect(page.locator("#promote-summary")).to_contain_text("изменений — 1")
     expect(page.locator("#promote-go")).to_be_disabled()  # not before the operator confirms
+    assert_accessible(page, "promotion dialog")
 
     # Production changes while the operator reads the diff: the promotion is refused, nothing written.
     changed = prompts_file.read_bytes().replace("Метротех".encode(), "Метротех-2".encode())
@@ -182,3 +144,7 @@ def test_outcomes_table(page: Page, served: Served) -> None:
     expect(tiny.locator("td.too-small")).to_have_count(2)
     expect(tiny.locator("td.too-small").first).to_have_text("мало данных")
     expect(page.locator('#outcomes-table tr[data-label="production"] td').nth(9)).to_have_text("база")
+    assert_accessible(page, "outcomes")
+    page.reload()  # the page has its own URL
+    expect(page).to_have_url(served.url + "/outcomes")
+    expect(page.locator("#outcomes-table")).to_be_visible()

@@ -35,6 +35,10 @@ const CODES = {
   ticket_invalid: "Подключение к обновлениям устарело.",
   too_many_tickets: "Слишком много подключений к обновлениям, повторите позже.",
   too_many_streams: "Открыто слишком много вкладок с панелью.",
+  no_label: "Такой метки нет: у неё нет файла.",
+  invalid_label: "Недопустимая метка: имя из a–z, 0–9, - и _ (до 32 символов), или на месте её файла не обычный файл.",
+  label_exists: "Такая метка уже есть.",
+  label_conflict: "Так продвинуть нельзя (метка сама на себя или слишком много меток).",
   // Not from the API: the request did not reach it, or a code this page does not know yet.
   network: "Нет связи с панелью.",
   client_error: "Запрос отклонён.",
@@ -99,7 +103,10 @@ export const END_REASONS = {
   timeout: "истекло время ожидания",
 };
 
-export const ORIGINS = { api: "панель", patch: "панель (один промпт)", rollback: "откат", file: "файл (вне панели)" };
+export const ORIGINS = {
+  api: "панель", patch: "панель (один промпт)", rollback: "откат", file: "файл (вне панели)",
+  promote: "продвижение метки", copy: "новая метка (копия)",
+};
 
 export const FIELD_LABELS = {
   system_prompt: "Системный промпт",
@@ -179,6 +186,8 @@ export function originText(origin, author) {
   if (origin === "file") return "изменено вручную на диске";
   if (origin === "rollback") return `откат, выполнил оператор ${author}`;
   if (origin === "api" || origin === "patch") return `сохранено оператором ${author}`;
+  if (origin === "promote") return `продвижение метки, выполнил ${author}`;
+  if (origin === "copy") return `новая метка (копия), создал ${author}`;
   return "изменено";
 }
 

@@ -1,52 +1,28 @@
 // Labels in the panel: which label the editor edits (a switcher), a new label as a copy of another,
 // promotion (the diff it will apply, an explicit confirmation, the target's ETag: a change made
 // meanwhile is refused with 412, never overwritten; the result lists the processes that applied it),
-// and the outcomes of each label and version from the call log.
+// and the outcomes of each label and version from the call log (its own page, /outcomes).
 //
-// The module knows no page: `install(host)` gets the page's request function and where to mount.
-//   host.request(method, path, {json, headers}) -> fetch Response; throws an error with .status
-//   host.label() / host.setLabel(label)   the label the page's editor works on ("production" = the file)
-//   host.switcher, host.outcomes           elements to mount into (either may be absent)
+// `install(host)` mounts it: host.label() and host.setLabel(label) are the label the editor works
+// on ("production" is the prompts file itself); setLabel resolves false when the operator kept the
+// unsaved edits of the current label instead.
 
-const WAIT_MS = 5000;
+import * as api from "./api.js";
+import { $, el, labelCells } from "./dom.js";
+import { endReasonText } from "./i18n.js";
+
 const PRODUCTION = "production";
+const WAIT_MS = api.WAIT_MS;
 const LABEL_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
-const REASONS = {
-  goodbye: "прощание",
-  operator: "перевод на оператора",
-  no_input: "тишина",
-  error: "ошибка",
-  caller_hangup: "абонент положил трубку",
-  max_turns: "лимит реплик",
-  busy: "занято",
-  shutdown: "остановка сервиса",
-};
 
 const short = (sha) => (sha ? sha.slice(0, 8) : "—");
 const pct = (x) => `${(100 * x).toFixed(1)} %`;
 const pp = (x) => `${x > 0 ? "+" : ""}${(100 * x).toFixed(1)}`;
 
-/** A DOM element: el("button", {class: "x", onclick}, "text", child…). Text is never parsed as HTML. */
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else if (k === "text") node.textContent = v;
-    else node.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children) if (c !== null && c !== undefined) node.append(c instanceof Node ? c : String(c));
-  return node;
-}
-
-/** What an error from the host's request function says (old and new pages shape it differently). */
+/** What a refused request says: its status, the Russian sentence for its code, the current sha on a 412. */
 function problem(e) {
-  const body = e && e.body && typeof e.body === "object" ? e.body : {};
-  return {
-    status: e && typeof e.status === "number" ? e.status : 0,
-    detail: (e && e.detail) || body.detail || (e && e.message) || String(e),
-    current: (e && e.currentSha) || body.current_sha256 || null,
-  };
+  if (!(e instanceof api.ApiError)) throw e;
+  return { status: e.status, code: e.code, detail: e.message, current: e.currentSha };
 }
 
 export function install(host) {
@@ -63,7 +39,7 @@ class LabelsUi {
   }
 
   async json(method, path, opts) {
-    return (await this.host.request(method, path, opts)).json();
+    return (await api.request(method, path, opts)).json();
   }
 
   mount() {
@@ -74,8 +50,8 @@ class LabelsUi {
   // ---- the switcher and the new-label dialog --------------------------------------------------------
 
   mountSwitcher(root) {
-    this.select = el("select", { id: "label-select", "aria-label": "Метка промптов",
-      onchange: () => this.host.setLabel(this.select.value) });  // prettier-ignore
+    this.select = el("select", { id: "label-select",
+      onchange: async () => { await this.host.setLabel(this.select.value); await this.refresh(); } });  // prettier-ignore
     this.newDialog = this.buildNewDialog();
     this.promoteDialog = this.buildPromoteDialog();
     root.replaceChildren(
@@ -92,7 +68,7 @@ class LabelsUi {
   }
 
   say(selector, text) {
-    const node = document.querySelector(selector);
+    const node = $(selector);
     if (node) node.textContent = text;
   }
 
@@ -131,29 +107,29 @@ class LabelsUi {
   }
 
   openNew() {
-    const from = document.querySelector("#label-new-from");
+    const from = $("#label-new-from");
     from.replaceChildren(...this.labelOptions(this.host.label()));
-    document.querySelector("#label-new-name").value = "";
-    document.querySelector("#label-new-error").hidden = true;
+    $("#label-new-name").value = "";
+    $("#label-new-error").hidden = true;
     this.newDialog.showModal();
   }
 
   async createLabel(ev) {
     ev.preventDefault();
-    const name = document.querySelector("#label-new-name").value.trim();
-    const from = document.querySelector("#label-new-from").value;
-    const error = document.querySelector("#label-new-error");
+    const name = $("#label-new-name").value.trim();
+    const from = $("#label-new-from").value;
+    const error = $("#label-new-error");
     if (!LABEL_RE.test(name)) {
       error.hidden = false;
       error.textContent = "Имя метки: 1–32 символа a–z, 0–9, - и _, первым — буква или цифра.";
       return;
     }
     try {
-      await this.host.request("POST", "/api/labels", { json: { label: name, from } });
+      await api.request("POST", "/api/labels", { json: { label: name, from } });
     } catch (e) {
       const p = problem(e);
       error.hidden = false;
-      error.textContent = p.status === 409 ? `Метка ${name} уже есть.` : p.detail;
+      error.textContent = p.code === "label_exists" ? `Метка ${name} уже есть.` : p.detail;
       return;
     }
     this.newDialog.close();
@@ -176,7 +152,7 @@ class LabelsUi {
       el("details", {}, el("summary", {}, "Построчный diff"), el("pre", { id: "promote-diff", class: "diff" })),
       el("label", { class: "check" },
         el("input", { type: "checkbox", id: "promote-confirm",
-          onchange: (e) => { document.querySelector("#promote-go").disabled = !e.target.checked || !this.review; } }),
+          onchange: (e) => { $("#promote-go").disabled = !e.target.checked || !this.review; } }),
         " Я проверил изменения, которые получит целевая метка"),
       el("p", { id: "promote-error", class: "error", role: "alert", hidden: true }),
       el("div", { id: "promote-result", role: "status", hidden: true }),
@@ -191,30 +167,30 @@ class LabelsUi {
     await this.refresh();
     const current = this.host.label();
     const src = current !== PRODUCTION ? current : (this.labels.find((l) => l.label !== PRODUCTION) || {}).label;
-    document.querySelector("#promote-src").replaceChildren(...this.labelOptions(src));
-    document.querySelector("#promote-dst").replaceChildren(...this.labelOptions(PRODUCTION));
-    document.querySelector("#promote-result").hidden = true;
+    $("#promote-src").replaceChildren(...this.labelOptions(src));
+    $("#promote-dst").replaceChildren(...this.labelOptions(PRODUCTION));
+    $("#promote-result").hidden = true;
     this.promoteDialog.showModal();
     await this.compare().catch((e) => this.promoteError(problem(e).detail));
   }
 
   promoteError(text) {
-    const node = document.querySelector("#promote-error");
+    const node = $("#promote-error");
     node.hidden = !text;
     node.textContent = text || "";
   }
 
   /** Load what promoting src onto dst changes; the target's sha shown is the ETag the promotion sends. */
   async compare() {
-    const src = document.querySelector("#promote-src").value;
-    const dst = document.querySelector("#promote-dst").value;
-    const confirm = document.querySelector("#promote-confirm");
+    const src = $("#promote-src").value;
+    const dst = $("#promote-dst").value;
+    const confirm = $("#promote-confirm");
     confirm.checked = false;
-    document.querySelector("#promote-go").disabled = true;
+    $("#promote-go").disabled = true;
     this.review = null;
     this.promoteError("");
-    document.querySelector("#promote-changes").replaceChildren();
-    document.querySelector("#promote-diff").textContent = "";
+    $("#promote-changes").replaceChildren();
+    $("#promote-diff").textContent = "";
     if (!src || !dst || src === dst) {
       this.say("#promote-summary", "Выберите две разные метки.");
       return;
@@ -225,17 +201,17 @@ class LabelsUi {
       ? `${dst} (${short(d.from_sha256)}) получит версию ${src} (${short(d.to_sha256)}): изменений — ${d.changes.length}.`
       : `${dst} уже совпадает с ${src} по содержимому (${short(d.to_sha256)}).`);  // prettier-ignore
     const kinds = { added: "добавлен", removed: "удалён", changed: "изменён" };
-    document.querySelector("#promote-changes").replaceChildren(...d.changes.map((c) =>
+    $("#promote-changes").replaceChildren(...d.changes.map((c) =>
       el("li", { "data-key": c.key }, el("code", {}, c.key), ` — ${kinds[c.kind] || c.kind}`,
         c.kind !== "added" ? el("div", { class: "before" }, "было: ", JSON.stringify(c.before)) : null,
         c.kind !== "removed" ? el("div", { class: "after" }, "станет: ", JSON.stringify(c.after)) : null)));  // prettier-ignore
-    document.querySelector("#promote-diff").textContent = d.unified;
+    $("#promote-diff").textContent = d.unified;
   }
 
   async promote() {
     const review = this.review;
-    if (!review || !document.querySelector("#promote-confirm").checked) return;
-    const go = document.querySelector("#promote-go");
+    if (!review || !$("#promote-confirm").checked) return;
+    const go = $("#promote-go");
     go.disabled = true;
     let out;
     try {
@@ -243,7 +219,7 @@ class LabelsUi {
       out = await this.json("POST", path, { headers: { "If-Match": `"${review.dstSha}"` } });
     } catch (e) {
       const p = problem(e);
-      if (p.status === 412) {
+      if (p.code === "stale_etag") {
         await this.compare().catch(() => {});
         this.promoteError(`Метку ${review.dst} изменили, пока вы смотрели (теперь ${short(p.current)}): ничего не записано. ` +
           "Проверьте обновлённые изменения и подтвердите снова.");  // prettier-ignore
@@ -253,7 +229,7 @@ class LabelsUi {
       }
       return;
     }
-    const result = document.querySelector("#promote-result");
+    const result = $("#promote-result");
     const applied = out.consumers.filter((c) => c.in_sync);
     const stale = out.consumers.filter((c) => !c.in_sync);
     result.hidden = false;
@@ -266,7 +242,7 @@ class LabelsUi {
           : `${c.service} (pid ${c.pid}) — ещё на ${short(c.sha256)}${c.last_error ? `: ${c.last_error}` : ""}`))),
     );  // prettier-ignore
     this.review = null;
-    document.querySelector("#promote-confirm").checked = false;
+    $("#promote-confirm").checked = false;
     await this.refresh();
     if (this.host.label() === review.dst) await this.host.setLabel(review.dst); // the editor shows the new version
   }
@@ -294,8 +270,8 @@ class LabelsUi {
   }
 
   async loadOutcomes() {
-    const since = document.querySelector("#outcomes-since").value;
-    const until = document.querySelector("#outcomes-until").value;
+    const since = $("#outcomes-since").value;
+    const until = $("#outcomes-until").value;
     const q = new URLSearchParams();
     if (since) q.set("since", since);
     if (until) q.set("until", until);
@@ -326,7 +302,7 @@ class LabelsUi {
     };
     const rows = out.items.map((v) => {
       const others = Object.entries(v.end_reasons).filter(([r]) => r !== "goodbye" && r !== "operator")
-        .map(([r, n]) => `${REASONS[r] || r}: ${n}`).join(" · ");  // prettier-ignore
+        .map(([r, n]) => `${endReasonText(r)}: ${n}`).join(" · ");  // prettier-ignore
       return el("tr", { "data-label": v.label, "data-sha": v.sha256 },
         el("td", {}, v.label), el("td", {}, el("code", { title: v.sha256 }, short(v.sha256))),
         el("td", { class: "calls" }, String(v.calls)),
@@ -336,7 +312,8 @@ class LabelsUi {
         el("td", {}, v.median_reply_ms == null ? "—" : `${Math.round(v.median_reply_ms)} мс`),
         versus(v, "goodbye"), versus(v, "operator"));  // prettier-ignore
     });
-    document.querySelector("#outcomes-table tbody").replaceChildren(...rows);
+    $("#outcomes-table tbody").replaceChildren(...rows);
+    labelCells($("#outcomes-table"));
     if (!rows.length) this.say("#outcomes-note", "За этот период нет завершённых звонков.");
   }
 }

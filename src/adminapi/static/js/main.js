@@ -8,12 +8,31 @@ import * as calls from "./calls.js";
 import * as editor from "./editor.js";
 import * as historyPage from "./history.js";
 import * as kb from "./kb.js";
+import * as labels from "./labels.js";
 import * as live from "./live.js";
 import * as playground from "./playground.js";
 import * as router from "./router.js";
 import * as statusPage from "./status.js";
 
-const PAGES = { prompts: null, history: historyPage, kb, calls, status: statusPage, playground };
+const PAGES = { prompts: null, history: historyPage, kb, calls, status: statusPage, playground, outcomes: null };
+let labelsUi = null;
+
+/** The label the editor and the history work on ("production": the prompts file itself). */
+const currentLabel = () => editor.state.label || "production";
+
+/** Switch the editor and the history to `label`; false when the operator keeps the unsaved edits. */
+async function setLabel(label) {
+  const next = label === "production" ? undefined : label;
+  if (next === editor.state.label) {
+    if (!editor.isDirty()) await editor.load(); // the same label, changed (a promotion): show it
+    return true;
+  }
+  if (!(await editor.confirmLoss(`Перейти к метке ${label}?`))) return false;
+  editor.state.label = next;
+  historyPage.state.label = next;
+  await editor.load();
+  return true;
+}
 const session = { operator: "", started: false };
 
 // ---- login ---------------------------------------------------------------------------------------
@@ -117,6 +136,10 @@ async function start(me) {
   session.started = true;
   $("#operator").textContent = me.operator;
   await editor.start(me.operator);
+  if (!labelsUi) {
+    labelsUi = labels.install({ label: currentLabel, setLabel, switcher: $("#labels-bar"), outcomes: $("#tab-outcomes") });
+    PAGES.outcomes = { install() {}, show: () => labelsUi.loadOutcomes() };
+  } else await labelsUi.refresh();
   live.start();
   if (matchMedia("(max-width: 760px)").matches) $("#processes").open = false;
   router.emit();

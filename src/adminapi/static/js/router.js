@@ -1,6 +1,6 @@
 // One URL per page, revision, diff and call (History API); the server serves index.html for each.
 
-export const TABS = ["prompts", "history", "kb", "calls", "status", "playground"];
+export const TABS = ["prompts", "history", "kb", "calls", "status", "playground", "outcomes"];
 const listeners = [];
 const guards = [];
 
