@@ -46,7 +46,7 @@ def test_login_is_a_modal_dialog_and_the_tabs_are_tabs(panel: Panel, contexts: C
     expect(page.locator("#operator")).to_have_text("second")
 
     tabs = page.locator("#tabs [role=tab]")
-    expect(tabs).to_have_count(6)
+    expect(tabs).to_have_count(7)  # … and the outcomes of the labels
     expect(page.locator("#tabbtn-prompts")).to_have_attribute("aria-selected", "true")
     expect(page.locator("#tab-prompts")).to_have_attribute("role", "tabpanel")
     page.focus("#tabbtn-prompts")
