@@ -96,11 +96,14 @@ def _settings() -> PromptsSettings:
     try:
         return PromptsSettings()
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in err['loc']).upper() or 'PROMPTS_*'}: {err['msg']}"
-            for err in e.errors(include_url=False)
-        )
-        raise StartupError(f"invalid settings: {problems}") from None
+        raise StartupError(f"invalid settings: {_problems(e)}") from None
+
+
+def _problems(e: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in err['loc']).upper() or 'PROMPTS_*'}: {err['msg']}"
+        for err in e.errors(include_url=False)
+    )
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -201,6 +204,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    from .sync.factory import SyncSettings
+    from .sync.service import run_sync
+
+    try:
+        settings = SyncSettings()
+    except ValidationError as e:
+        raise StartupError(f"invalid settings: {_problems(e)}") from None
+    return run_sync(settings, Path(args.file) if args.file else None, once=args.once)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="promptwatch", description="Validated atomic prompts with hot reload.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -230,13 +244,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status-dir", help="default PROMPTS_STATUS_DIR")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("sync", help="run this host's Redis agent (PROMPTS_REDIS_URL): Redis <-> local files")
+    p.add_argument("file", nargs="?", help="the prompts file (default PROMPTS_PATH)")
+    p.add_argument("--once", action="store_true", help="one reconciliation, then exit 0 (agreed) or 1")
+    p.set_defaults(func=cmd_sync)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # <N> priority prefixes when stderr is the journal (a `promptwatch watch` unit), plain lines otherwise.
-    setup_logging(logging.WARNING if args.command != "watch" or args.json else logging.INFO, stream=sys.stderr)
+    quiet = args.command not in {"watch", "sync"} or getattr(args, "json", False)
+    setup_logging(logging.WARNING if quiet else logging.INFO, stream=sys.stderr)
     try:
         result: int = args.func(args)
     except KeyboardInterrupt:

@@ -6,10 +6,11 @@ one ``.env`` (or systemd ``EnvironmentFile=``) configures the whole stack.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .status import default_status_dir
@@ -31,6 +32,18 @@ class PromptsSettings(BaseSettings):
     prompts_safety_interval_ms: int = Field(default=30_000, ge=100)
     prompts_status_dir: Path = Field(default_factory=default_status_dir)
     kb_dir: Path | None = None
+    prompts_redis_url: str | None = None
+    """Several hosts: ``redis://``, ``rediss://``, ``unix://`` or ``redis+sentinel://h:p[,h:p]/service``.
+    Unset: a single host, nothing talks to Redis."""
+    prompts_namespace: str = Field(default="metrotech", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    """The prefix of every Redis key: one Redis serves several bots."""
+    prompts_host: str = Field(default_factory=socket.gethostname, min_length=1, max_length=253, pattern=r"^[^\s:]+$")
+    """This host's name in the status of every host and in the history (default the hostname)."""
+
+    @field_validator("prompts_redis_url")
+    @classmethod
+    def _blank_url_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
 
     @model_validator(mode="before")
     @classmethod

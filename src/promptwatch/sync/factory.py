@@ -1,0 +1,57 @@
+"""Building the agent from the settings: one place, for ``promptwatch sync`` and the tests alike."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+
+from ..errors import StartupError
+from ..settings import PromptsSettings
+from .agent import SyncAgent
+from .connect import RedisUrlError, client, parse_url, redact
+from .documents import DocumentSet
+from .state import SyncState
+from .store import SyncStore
+
+__all__ = ["SyncSettings", "open_agent"]
+
+
+def _state_dir() -> Path:
+    if env := os.environ.get("STATE_DIRECTORY"):
+        return Path(env.split(":")[0])
+    return Path("var")
+
+
+class SyncSettings(PromptsSettings):
+    """The core's settings plus ``STATE_DIR`` (where the agent keeps its agreed versions)."""
+
+    state_dir: Path = Field(default_factory=_state_dir)
+
+
+def open_agent(settings: SyncSettings, file: Path | None = None) -> SyncAgent:
+    """The agent for ``file`` (default ``PROMPTS_PATH``); :class:`StartupError` without a usable URL."""
+    if not settings.prompts_redis_url:
+        raise StartupError("PROMPTS_REDIS_URL is not set: there is nothing to synchronise with")
+    try:
+        target = parse_url(settings.prompts_redis_url)
+    except RedisUrlError as e:
+        raise StartupError(str(e)) from None
+    block = 5.0
+    main = Path(os.path.abspath(file if file is not None else settings.prompts_path))
+    if not main.parent.is_dir():
+        raise StartupError(f"{main.parent}: the prompts directory does not exist")
+    namespace = settings.prompts_namespace
+    return SyncAgent(
+        SyncStore(client(target), namespace),
+        SyncStore(client(target, block=block), namespace),
+        DocumentSet(main),
+        SyncState(settings.state_dir, namespace),
+        host=settings.prompts_host,
+        status_dir=settings.prompts_status_dir,
+        redis_url=redact(settings.prompts_redis_url),
+        block=block,
+        safety_interval=settings.prompts_safety_interval_ms / 1000,
+        watch_mode=settings.prompts_watch_mode,
+    )
