@@ -130,6 +130,7 @@ class SyncAgent:
             self.documents.directory, self._local_changed, mode=self.watch_mode, safety_interval=self.safety_interval
         )
         self.status_dir.mkdir(parents=True, exist_ok=True)
+        write_local_agent(self.status_dir, self.record())
         self._status_watch = start_watcher(
             self.status_dir, lambda source, urgent: self._status_wake.set(), mode=self.watch_mode, whole_directory=True
         )
