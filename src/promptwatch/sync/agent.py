@@ -265,6 +265,13 @@ class SyncAgent:
         if data is not None and sha == remote.sha256:
             self.state.set(name, remote.version, remote.sha256)
             return True
+        problem = self._check_remote(doc, remote)
+        if problem is not None:
+            self._refuse(name, problem, key=f"remote:{remote.sha256}")
+            if edited and data is not None:
+                # A valid local save replaces the refused version: it is based on what Redis has now.
+                return self._publish(doc, data, str(sha), Agreed(remote.version, remote.sha256), "next")
+            return True
         if data is not None and agreed.version > 0 and (edited or remote.version == agreed.version):
             # A local edit Redis never took, or a version lost in a failover that another host reused.
             self._conflict(doc, data, str(sha), agreed, remote)
@@ -293,19 +300,26 @@ class SyncAgent:
         self._status_wake.set()
         return True
 
-    def _apply(self, doc: Document, remote: Remote, local_sha: str | None) -> bool:
-        source = f"redis {self.store.keys.doc(doc.name)} version {remote.version}"
+    def _source(self, doc: Document, remote: Remote) -> str:
+        return f"{self.store.keys.doc(doc.name)}@v{remote.version}"
+
+    def _check_remote(self, doc: Document, remote: Remote) -> str | None:
+        """Why the version in Redis cannot be applied (the validation error, naming the place), or None."""
+        source = self._source(doc, remote)
+        if sha256_hex(remote.data) != remote.sha256:
+            return f"refused version {remote.version} of {doc.name} from host {remote.host or '?'}: {source}: content does not match its sha256"
         try:
-            if sha256_hex(remote.data) != remote.sha256:
-                raise DocumentError(f"{source}: content does not match its sha256 {remote.sha256[:12]}", source=source)
+            doc.validate(remote.data, source)
+        except DocumentError as e:
+            return f"refused version {remote.version} of {doc.name} from host {remote.host or '?'}: {e}"
+        return None
+
+    def _apply(self, doc: Document, remote: Remote, local_sha: str | None) -> bool:
+        source = self._source(doc, remote)
+        try:
             write_document(doc.path, remote.data, if_match=local_sha or "", limit=doc.limit, source=source)
         except ConflictError:
             return False  # edited on this host this very moment: decide again
-        except DocumentError as e:
-            self._refuse(
-                doc.name, f"refused {source} from host {remote.host or '?'}: {e}", key=f"remote:{remote.sha256}"
-            )
-            return True
         except PromptwatchError as e:
             self._refuse(doc.name, f"cannot apply {source}: {e}", key=f"write:{remote.sha256}:{e}")
             return True

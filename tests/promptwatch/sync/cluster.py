@@ -4,6 +4,7 @@ its ``promptwatch sync`` agent and a ``promptwatch watch`` consumer (real proces
 from __future__ import annotations
 
 import os
+import queue
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,6 +35,7 @@ class SimHost:
         self.agent: Child | None = None
         self.consumer: Child | None = None
         self._logs: list[IO[Any]] = []
+        self._consumer_lines: list[dict[str, Any]] = []
 
     @property
     def env(self) -> dict[str, str]:
@@ -75,6 +77,20 @@ class SimHost:
         first = orjson.loads(self.consumer.line(timeout=15))
         assert first["ok"], first
         return self.consumer
+
+    def consumer_lines(self) -> list[dict[str, Any]]:
+        """Every line the consumer printed so far (its whole history, kept across calls)."""
+        assert self.consumer is not None
+        while True:
+            try:
+                line = self.consumer._lines.get_nowait()
+            except queue.Empty:
+                break
+            if line is None:
+                self.consumer._lines.put(None)
+                break
+            self._consumer_lines.append(orjson.loads(line))
+        return list(self._consumer_lines)
 
     def sha(self) -> str | None:
         try:

@@ -51,7 +51,9 @@ def test_1000_concurrent_saves_converge_and_none_is_silently_lost(
     acks: list[Ack] = []
     errors: list[BaseException] = []
     per_host = [WRITES // 3 + (1 if i < WRITES % 3 else 0) for i in range(3)]
-    threads = [threading.Thread(target=_writer, args=(h, n, acks, errors)) for h, n in zip(hosts, per_host, strict=True)]
+    threads = [
+        threading.Thread(target=_writer, args=(h, n, acks, errors)) for h, n in zip(hosts, per_host, strict=True)
+    ]
     for t in threads:
         t.start()
     for t in threads:
