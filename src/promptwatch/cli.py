@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import redis
 from pydantic import ValidationError
 
 from .atomic import read_bytes, write_document
@@ -176,30 +177,73 @@ def _watch_loop(
     return 0
 
 
+def _cluster(settings: PromptsSettings, path: Path, status_dir: Path) -> dict[str, Any]:
+    """Every consumer of the document at ``path``: this host's, and with Redis every host's."""
+    from .sync import DocumentSet, Keys, client, parse_url, read_hosts, read_local_agent
+    from .sync.view import cluster_view
+
+    main = Path(os.path.abspath(settings.prompts_path))
+    document = DocumentSet(main).name_of(path) or os.path.basename(path)
+    hosts = None
+    error = None
+    if settings.prompts_redis_url:
+        try:
+            r = client(parse_url(settings.prompts_redis_url))
+            try:
+                hosts = read_hosts(r, Keys(settings.prompts_namespace))
+            finally:
+                r.close()
+        except redis.RedisError as e:
+            error = f"Redis unreachable: {e}"
+    return cluster_view(
+        document=document,
+        local_host=settings.prompts_host,
+        local=read_statuses(status_dir, path=path),
+        local_agent=read_local_agent(status_dir) if settings.prompts_redis_url else None,
+        hosts=hosts,
+        redis_error=error,
+    )
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings()
     path = Path(os.path.abspath(args.file or settings.prompts_path))
     status_dir = Path(args.status_dir) if args.status_dir else settings.prompts_status_dir
     data = read_bytes(path)
     disk_sha = sha256_hex(data) if data is not None else None
-    consumers = read_statuses(status_dir, path=path)
+    view = _cluster(settings, path, status_dir)
+    for c in view["consumers"]:
+        c["in_sync"] = c["sha256"] == disk_sha
     if args.json:
-        out = {
-            "path": str(path),
-            "sha256": disk_sha,
-            "consumers": [{**orjson.loads(c.to_json()), "in_sync": c.sha256 == disk_sha} for c in consumers],
-        }
+        out = {"path": str(path), "sha256": disk_sha, **view}
         sys.stdout.write(orjson.dumps(out).decode() + "\n")
-    else:
-        print(f"{path}: sha256={disk_sha[:12] if disk_sha else 'missing'}")
-        if not consumers:
-            print(f"  no live consumers (status directory {status_dir})")
-        for c in consumers:
-            state = "in sync" if c.sha256 == disk_sha else f"STALE on {(c.sha256 or '?')[:12]}"
-            age = time.time() - (c.loaded_at or 0)
-            line = f"  {c.service} pid={c.pid} {state} mode={c.mode} loaded {age:.0f}s ago"
-            if c.last_error:
-                line += f" last_error={c.last_error}"
+        return 0
+    print(f"{path}: sha256={disk_sha[:12] if disk_sha else 'missing'}")
+    if view["distributing"] is False:
+        print(f"  NOT distributing to other hosts: {view['not_distributing_reason']}")
+    several = view["distributing"] is not None
+    if not view["consumers"]:
+        print(f"  no live consumers (status directory {status_dir})")
+    for host in view["hosts"]:
+        indent = "  "
+        if several:
+            agent = host["agent"]
+            state = "agent connected" if host["connected"] else "agent DISCONNECTED" if agent else "no agent"
+            if agent and agent.get("last_error"):
+                state += f" ({agent['last_error']})"
+            print(f"  host {host['host']}: {state}")
+            indent = "    "
+            for conflict in (agent or {}).get("conflicts") or []:
+                print(
+                    f"{indent}CONFLICT: edit sha256={conflict['sha256'][:12]} lost to version"
+                    f" {conflict['winner_version']} from host {conflict['winner_host']}; kept in {conflict['kept']}"
+                )
+        for c in host["consumers"]:
+            state = "in sync" if c["sha256"] == disk_sha else f"STALE on {(c['sha256'] or '?')[:12]}"
+            age = time.time() - (c["loaded_at"] or 0)
+            line = f"{indent}{c['service']} pid={c['pid']} {state} mode={c['mode']} loaded {age:.0f}s ago"
+            if c["last_error"]:
+                line += f" last_error={c['last_error']}"
             print(line)
     return 0
 

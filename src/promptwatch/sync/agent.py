@@ -306,12 +306,13 @@ class SyncAgent:
     def _check_remote(self, doc: Document, remote: Remote) -> str | None:
         """Why the version in Redis cannot be applied (the validation error, naming the place), or None."""
         source = self._source(doc, remote)
+        what = f"refused version {remote.version} of {doc.name} from host {remote.host or '?'}"
         if sha256_hex(remote.data) != remote.sha256:
-            return f"refused version {remote.version} of {doc.name} from host {remote.host or '?'}: {source}: content does not match its sha256"
+            return f"{what}: {source}: content does not match its sha256"
         try:
             doc.validate(remote.data, source)
         except DocumentError as e:
-            return f"refused version {remote.version} of {doc.name} from host {remote.host or '?'}: {e}"
+            return f"{what}: {e}"
         return None
 
     def _apply(self, doc: Document, remote: Remote, local_sha: str | None) -> bool:

@@ -19,7 +19,9 @@ from .test_concurrent import Ack, _writer
 KEYS = Keys(NAMESPACE)
 
 
-def test_failover_during_writes(redis_server: RedisFactory, sentinels: SentinelFactory, cluster: ClusterFactory) -> None:
+def test_failover_during_writes(
+    redis_server: RedisFactory, sentinels: SentinelFactory, cluster: ClusterFactory
+) -> None:
     primary = redis_server(tcp=True)
     replica = redis_server(replica_of=primary)
     wait_replicated(replica)
