@@ -28,6 +28,8 @@ class SyncSettings(PromptsSettings):
     """The core's settings plus ``STATE_DIR`` (where the agent keeps its agreed versions)."""
 
     state_dir: Path = Field(default_factory=_state_dir)
+    prompts_sync_heartbeat_ms: int = Field(default=5000, ge=100, le=600_000)
+    """How often the agent refreshes its host record in Redis; the record expires after three of these."""
 
 
 def open_agent(settings: SyncSettings, file: Path | None = None) -> SyncAgent:
@@ -52,6 +54,7 @@ def open_agent(settings: SyncSettings, file: Path | None = None) -> SyncAgent:
         status_dir=settings.prompts_status_dir,
         redis_url=redact(settings.prompts_redis_url),
         block=block,
+        heartbeat=settings.prompts_sync_heartbeat_ms / 1000,
         safety_interval=settings.prompts_safety_interval_ms / 1000,
         watch_mode=settings.prompts_watch_mode,
     )

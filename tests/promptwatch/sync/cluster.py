@@ -36,6 +36,7 @@ class SimHost:
         self.consumer: Child | None = None
         self._logs: list[IO[Any]] = []
         self._consumer_lines: list[dict[str, Any]] = []
+        self._agent_env: dict[str, str] = {}
 
     @property
     def env(self) -> dict[str, str]:
@@ -50,10 +51,11 @@ class SimHost:
         )
         return env
 
-    def start_agent(self, *, wait: bool = True) -> Child:
+    def start_agent(self, *, wait: bool = True, env: dict[str, str] | None = None) -> Child:
         log = open(self.dir / "agent.log", "a")  # noqa: SIM115 - closed in stop()
         self._logs.append(log)
-        self.agent = Child([os.fspath(PROMPTWATCH), "sync"], env=self.env, stderr=log)
+        self._agent_env = {**self._agent_env, **(env or {})}
+        self.agent = Child([os.fspath(PROMPTWATCH), "sync"], env={**self.env, **self._agent_env}, stderr=log)
         if wait:
             pid = self.agent.pid
             wait_until(
