@@ -5,9 +5,44 @@ BIN      := $(VENV)/bin
 PREFIX   ?= /opt/metrotech
 DESTDIR  ?=
 
-.PHONY: run venv test test-fast lint bench clean install install-units uninstall-units test-systemd
+.PHONY: run venv test test-fast lint bench clean install install-units uninstall-units test-systemd \
+	deps-run deps-test deps-systemd
+
+## Debian packages: what `make run` needs (the bot's offline speech), what `make test` adds (the browser,
+## Redis), what `make test-systemd` adds (the container).  Installed when missing, as root; otherwise
+## the one command to run is printed and nothing starts.
+DEB_RUN     := espeak-ng sox libsox-fmt-base
+DEB_TEST    := $(DEB_RUN) chromium redis-server redis-sentinel
+DEB_SYSTEMD := debootstrap systemd-container
+
+define ensure_packages
+@missing=""; for p in $(1); do \
+	dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+done; \
+if [ -n "$$missing" ]; then \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian packages:$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else \
+		echo "missing Debian packages:$$missing"; \
+		echo "run:  sudo apt-get install -y --no-install-recommends$$missing"; \
+		exit 1; \
+	fi; \
+fi
+endef
+
+deps-run:
+	$(call ensure_packages,$(DEB_RUN))
+
+deps-test:
+	$(call ensure_packages,$(DEB_TEST))
+
+deps-systemd:
+	$(call ensure_packages,$(DEB_SYSTEMD))
 
 $(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || $(MAKE) --no-print-directory _python-venv
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -15,22 +50,39 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
+_python-venv:
+	$(call ensure_packages,python3-venv)
+
 ## The main job on the embedded sample config (a copy in var/, so edits never touch the repo):
 ## the admin panel on http://127.0.0.1:8000 and the bot, which waits for Asterisk at ARI_URL and
-## hot-reloads every save.  Ctrl-C stops both.
-RUN_ENV := PROMPTS_PATH=$(CURDIR)/var/config/prompts.json PROMPTS_STATUS_DIR=$(CURDIR)/var/status \
-	STATE_DIR=$(CURDIR)/var SOUNDS_DIR=$(CURDIR)/var/sounds CALLLOG_PATH=$(CURDIR)/var/calls.sqlite3
+## hot-reloads every save.  Both read var/.env (written here), as do `stasis console`,
+## `promptwatch status|watch|config` run from the repository root.  Ctrl-C stops both; if either
+## exits, the other is stopped and make run fails with the reason.
+RUN_DIR := $(CURDIR)/var
 
 var/config/prompts.json:
 	mkdir -p var
 	cp -r config var/config
 
-run: venv var/config/prompts.json
-	@$(RUN_ENV) SERVICE_NAME=metrotech-bot $(BIN)/stasis run & bot=$$!; \
-	trap 'kill $$bot 2>/dev/null; wait $$bot' EXIT; \
-	$(RUN_ENV) $(BIN)/adminapi
+var/.env: Makefile
+	mkdir -p var
+	{ echo "# Written by make run: the stack on the sample config in var/.  Your own .env, if any, wins."; \
+	  echo "PROMPTS_PATH=$(RUN_DIR)/config/prompts.json"; \
+	  echo "PROMPTS_STATUS_DIR=$(RUN_DIR)/status"; \
+	  echo "STATE_DIR=$(RUN_DIR)"; } > $@
 
-test: venv
+run: SHELL := /bin/bash
+run: deps-run venv var/config/prompts.json var/.env
+	@$(BIN)/stasis run & bot=$$!; \
+	$(BIN)/adminapi & panel=$$!; \
+	stop() { kill -TERM $$bot $$panel 2>/dev/null; wait $$bot $$panel 2>/dev/null; }; \
+	trap 'stop; exit 130' INT; trap 'stop; exit 143' TERM; \
+	wait -n -p who $$bot $$panel; rc=$$?; \
+	if [ "$$who" = "$$bot" ]; then name=metrotech-bot; other=adminapi; else name=adminapi; other=metrotech-bot; fi; \
+	echo "make run: $$name exited with status $$rc; stopping $$other" >&2; \
+	stop; exit $$(( rc == 0 ? 1 : rc ))
+
+test: deps-test venv
 	$(BIN)/pytest -q -m "not systemd"
 
 lint: venv
@@ -66,7 +118,7 @@ uninstall-units:
 	$(UNITS_ENV) sh systemd/units.sh uninstall
 
 ## The end-to-end test: boots Debian 12 with systemd in a container, installs, checks the services (root only).
-test-systemd: venv
+test-systemd: deps-systemd venv
 	PROMPTWATCH_SYSTEMD_REQUIRED=1 $(BIN)/pytest -q -m systemd tests/systemd
 
 clean:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,6 +9,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_CONFIG = REPO / "config"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No env file from the checkout (``make run`` writes ``var/.env``) leaks into a test or its children."""
+    os.environ["PROMPTWATCH_ENV_FILE"] = os.devnull
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from promptwatch import ConsumerStatus, read_statuses
 
-__all__ = ["ConsumerView", "WaitResult", "consumer_views", "wait_for_consumers"]
+__all__ = ["ConsumerView", "WaitResult", "consumer_views", "missing_services", "wait_for_consumers"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,12 @@ class ConsumerView:
 def consumer_views(status_dir: Path, path: Path, target: str | None, since: float | None = None) -> list[ConsumerView]:
     """Every live consumer of the prompts at ``path``, compared with ``target``."""
     return [ConsumerView.of(s, target, since) for s in read_statuses(status_dir, path=path)]
+
+
+def missing_services(expected: tuple[str, ...], views: list[ConsumerView]) -> list[str]:
+    """The expected services (``ADMIN_EXPECTED_CONSUMERS``) with no live consumer: never "all in sync"."""
+    running = {v.service for v in views}
+    return [name for name in expected if name not in running]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from typing import Any
 import orjson
 
 from promptwatch import (
-    MAX_DOCUMENT_BYTES,
     ConflictError,
     DocumentError,
     HotPrompts,
@@ -82,7 +81,7 @@ class PromptsEditor:
         self.settings = settings
         self.path: Path = settings.prompts_file
         self.history = history
-        self.limit = limit if limit is not None else MAX_DOCUMENT_BYTES
+        self.limit = limit if limit is not None else settings.prompts_max_bytes
         self.hot: HotPrompts | None = None
         self._lock = threading.RLock()
         self._closed = False
@@ -102,15 +101,7 @@ class PromptsEditor:
             if self.hot is not None or self._closed:
                 return
             try:
-                hot = HotPrompts(
-                    self.path,
-                    service=self.settings.admin_service_name,
-                    status_dir=self.settings.prompts_status_dir,
-                    mode=self.settings.prompts_watch_mode,
-                    interval=self.settings.reload_interval,
-                    safety_interval=self.settings.prompts_safety_interval_ms / 1000,
-                    limit=self.limit,
-                )
+                hot = HotPrompts.from_settings(self.settings, service=self.settings.admin_service_name, path=self.path)
             except StartupError as e:
                 logger.error("not watching the prompts yet: %s", e)
                 return

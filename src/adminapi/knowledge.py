@@ -1,8 +1,7 @@
 """The knowledge-base directory: UTF-8 text files (Markdown, plain text, JSON) the consumers hot-reload.
 
-Names are checked before anything touches the disk: one path component, no traversal, not hidden,
-no control characters, a known text extension, at most 255 bytes; Unicode names (``тарифы.md``)
-are normalised to NFC.  Content must be UTF-8 text without NUL bytes (JSON must parse).  Files are
+Names follow :mod:`promptwatch.kbrules` (shared with the bot, so an accepted upload is always
+loaded).  Content must be UTF-8 text without NUL bytes (JSON must parse).  Files are
 written with :func:`promptwatch.atomic_write`, so a consumer never reads half a file.
 """
 
@@ -16,17 +15,11 @@ from pathlib import Path
 
 import orjson
 
-from promptwatch import atomic_write, file_lock, sha256_hex
+from promptwatch import atomic_write, file_lock, kbrules, sha256_hex
 from promptwatch.atomic import lock_path
+from promptwatch.kbrules import KB_EXTENSIONS, check_kb_name
 
 __all__ = ["KB_EXTENSIONS", "KbContentError", "KbError", "KbFile", "KbNameError", "KbStore", "KbTooLargeError"]
-
-KB_EXTENSIONS = {
-    ".md": "text/markdown",
-    ".markdown": "text/markdown",
-    ".txt": "text/plain",
-    ".json": "application/json",
-}
 
 
 class KbError(Exception):
@@ -58,25 +51,11 @@ class KbFile:
 
 
 def check_name(raw: str) -> str:
-    """The safe, NFC-normalised file name, or :class:`KbNameError`."""
-    name = unicodedata.normalize("NFC", raw)
-    if not name or name in {".", ".."}:
-        raise KbNameError(f"{raw!r}: empty file name")
-    if "/" in name or "\\" in name:
-        raise KbNameError(f"{raw!r}: a file name, not a path (no '/' or '\\')")
-    if name.startswith("."):
-        raise KbNameError(f"{raw!r}: hidden file names are not allowed")
-    if any(unicodedata.category(c) in {"Cc", "Cf", "Cs", "Co", "Cn"} for c in name):
-        raise KbNameError(f"{raw!r}: control or unassigned characters in the file name")
-    if name != name.strip():
-        raise KbNameError(f"{raw!r}: leading or trailing spaces in the file name")
-    if len(name.encode()) > 255:
-        raise KbNameError(f"{raw!r}: file name longer than 255 bytes")
-    suffix = Path(name).suffix.lower()
-    if suffix not in KB_EXTENSIONS or Path(name).stem == "":
-        allowed = ", ".join(sorted(KB_EXTENSIONS))
-        raise KbNameError(f"{raw!r}: only {allowed} files are accepted")
-    return name
+    """The safe, NFC-normalised file name (the rules every process shares), or :class:`KbNameError`."""
+    try:
+        return check_kb_name(raw)
+    except kbrules.KbNameError as e:
+        raise KbNameError(str(e)) from None
 
 
 def check_content(name: str, data: bytes) -> None:
@@ -112,7 +91,7 @@ class KbStore:
         for entry in entries:
             if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
                 continue
-            if Path(entry.name).suffix.lower() not in KB_EXTENSIONS:
+            if not kbrules.is_kb_document(entry.name):
                 continue
             with contextlib.suppress(OSError):
                 data = Path(entry.path).read_bytes()

@@ -24,10 +24,12 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from promptwatch import Prompts, PromptwatchError
 from promptwatch.logs import setup_logging
+from promptwatch.settings import settings_error
 from promptwatch.systemd import notify
 from stasis.calllog import CallLog
 
@@ -35,7 +37,7 @@ from .api.limits import UploadLimit
 from .api.problems import install_handlers
 from .api.routes import calls, health, kb, metrics, playground, prompts, status
 from .auth import load_tokens
-from .consumers import consumer_views
+from .consumers import consumer_views, missing_services
 from .editor import PromptsEditor
 from .history import HistoryStore
 from .knowledge import KbStore
@@ -69,7 +71,9 @@ def status_line(app: FastAPI) -> str:
     views = consumer_views(settings.prompts_status_dir, editor.path, state.sha256)
     in_sync = sum(v.in_sync for v in views)
     valid = "" if state.prompts is not None else " (INVALID on disk)"
-    return f"prompts sha={state.sha256[:12]}{valid}; consumers in sync {in_sync}/{len(views)}"
+    missing = missing_services(settings.expected_consumers, views)
+    absent = f"; MISSING {', '.join(missing)}" if missing else ""
+    return f"prompts sha={state.sha256[:12]}{valid}; consumers in sync {in_sync}/{len(views)}{absent}"
 
 
 async def _status_loop(app: FastAPI, period: float = 1.0) -> None:
@@ -143,7 +147,7 @@ def _problem_for_validation_errors(schema: dict[str, Any]) -> None:
 
 def create_app(settings: AdminSettings | None = None) -> FastAPI:
     """The admin app.  Raises :class:`~promptwatch.StartupError` when the token settings are unusable."""
-    settings = settings or AdminSettings()
+    settings = settings or AdminSettings.load()
     app = FastAPI(
         title="Metrotech admin panel",
         version="1.0",
@@ -228,12 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", help="address to listen on (default ADMIN_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default ADMIN_PORT or 8000; 0 picks a free one)")
     args = parser.parse_args(argv)
-    setup_logging()
     try:
-        settings = AdminSettings()
-    except ValueError as e:
-        print(f"adminapi: invalid settings: {e}", file=sys.stderr)
+        settings = AdminSettings.load()
+    except ValidationError as e:
+        print(f"adminapi: {settings_error(e)}", file=sys.stderr)
         return 1
+    setup_logging(service=settings.admin_service_name)
     update: dict[str, object] = {}
     if args.host is not None:
         update["admin_host"] = args.host

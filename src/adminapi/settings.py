@@ -5,28 +5,18 @@ One ``.env`` (or systemd ``EnvironmentFile=``) configures the whole stack; see :
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr
-from pydantic_settings import SettingsConfigDict
 
 from promptwatch import PromptsSettings
+from promptwatch.settings import BOT_SERVICE, PANEL_SERVICE
 
-__all__ = ["AdminSettings", "default_state_dir"]
-
-
-def default_state_dir() -> Path:
-    """``$STATE_DIRECTORY`` under systemd (``StateDirectory=``), else ``var/`` in the working directory."""
-    if env := os.environ.get("STATE_DIRECTORY"):
-        return Path(env.split(":")[0])
-    return Path("var")
+__all__ = ["AdminSettings"]
 
 
 class AdminSettings(PromptsSettings):
     """Everything the admin panel reads from the environment."""
-
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     admin_host: str = "127.0.0.1"
     admin_port: int = Field(default=8000, ge=0, le=65535)
@@ -38,15 +28,17 @@ class AdminSettings(PromptsSettings):
     """More named tokens, ``name=token`` separated by commas or newlines (each operator their own)."""
     admin_token_file: Path | None = None
     """Where a generated token is kept (mode 0600); default ``STATE_DIR/admin-token``."""
-    state_dir: Path = Field(default_factory=default_state_dir)
-    """The history database and the generated token live here."""
-    admin_service_name: str = "adminapi"
+    admin_service_name: str = PANEL_SERVICE
     """The name the panel's own watcher reports in the status directory."""
     admin_history_retention: int = Field(default=100, ge=2, le=100_000)
     admin_wait_max_ms: int = Field(default=10_000, ge=0, le=600_000)
     """The cap on ``?wait_ms=``."""
-    kb_max_bytes: int = Field(default=1024 * 1024, ge=1)
-    calllog_path: Path = Path("var/calls.sqlite3")
+    admin_expected_consumers: str = f"{BOT_SERVICE},{PANEL_SERVICE}"
+    """The services the status page expects (comma-separated): one not running is shown as missing."""
+
+    @property
+    def expected_consumers(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(n.strip() for n in self.admin_expected_consumers.split(",") if n.strip()))
 
     @property
     def token_file(self) -> Path:
@@ -55,8 +47,3 @@ class AdminSettings(PromptsSettings):
     @property
     def history_path(self) -> Path:
         return self.state_dir / "history.sqlite3"
-
-    @property
-    def prompts_file(self) -> Path:
-        """The prompts path made absolute (as consumers report it in their status)."""
-        return Path(os.path.abspath(self.prompts_path))

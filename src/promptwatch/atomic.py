@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import ConflictError, WriteError
+from .etag import sha_matches
 from .schema import MAX_DOCUMENT_BYTES, Prompts, parse_document, sha256_hex
 
 __all__ = ["TEMP_PREFIX", "atomic_write", "file_lock", "lock_path", "read_bytes", "write_document"]
@@ -48,10 +49,11 @@ def file_lock(target: Path) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def read_bytes(target: Path) -> bytes | None:
-    """The current content of ``target``, or None when it does not exist."""
+def read_bytes(target: Path, limit: int | None = None) -> bytes | None:
+    """The current content of ``target`` (at most ``limit`` + 1 bytes), or None when it does not exist."""
     try:
-        return target.read_bytes()
+        with open(target, "rb") as f:
+            return f.read() if limit is None else f.read(limit + 1)
     except FileNotFoundError:
         return None
 
@@ -124,7 +126,8 @@ def atomic_write(target: Path | str, data: bytes, *, if_match: str | None = None
     """Replace ``target`` with ``data`` atomically; return the sha256 of what was written.
 
     Writers of the same file are serialised by :func:`file_lock`.  With ``if_match`` (the sha256
-    of the content the caller read, or ``""`` for "the file must not exist yet"), the write only
+    of the content the caller read, a prefix or quoted ETag of it — see :mod:`promptwatch.etag` —
+    or ``""`` for "the file must not exist yet"), the write only
     happens when the file still has that content; otherwise :class:`ConflictError`, nothing written.
     A symlinked target is written through: the file it resolves to is replaced.
     """
@@ -137,7 +140,7 @@ def atomic_write(target: Path | str, data: bytes, *, if_match: str | None = None
             if if_match is not None:
                 current = read_bytes(target)
                 current_sha = sha256_hex(current) if current is not None else ""
-                if current_sha != if_match:
+                if not sha_matches(if_match, current_sha):
                     raise ConflictError(str(target), expected=if_match, current=current_sha or None)
             _write_replace(target, data, durable=durable)
     except OSError as e:

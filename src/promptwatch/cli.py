@@ -1,4 +1,7 @@
-"""The ``promptwatch`` command: check, write, watch, status.
+"""The ``promptwatch`` command: check, write, watch, status, config.
+
+Every command finds the prompts through ``PROMPTS_PATH`` (environment or env file, see
+:mod:`promptwatch.settings`) unless given a path.  ``-`` is standard input wherever a file is read.
 
 Exit codes: 0 success, 1 invalid document / conflict / startup failure, 2 usage error.
 """
@@ -21,11 +24,13 @@ import redis
 from pydantic import ValidationError
 
 from .atomic import read_bytes, write_document
-from .errors import PromptwatchError, StartupError
+from .errors import PromptwatchError
+from .etag import normalize_sha
 from .logs import setup_logging
 from .schema import parse_document, sha256_hex
-from .settings import PromptsSettings
+from .settings import MIN_RELOAD_INTERVAL_MS, SYNC_SERVICE, WATCH_SERVICE, PromptsSettings, settings_error
 from .snapshot import HotPrompts, Snapshot
+from .stackconfig import StackReport, load_stack
 from .status import read_statuses
 from .watch import WatchMode
 
@@ -36,32 +41,59 @@ def _err(message: str) -> None:
     print(f"promptwatch: {message}", file=sys.stderr)
 
 
+def _read_input(name: str, limit: int) -> bytes:
+    """The bytes of file ``name`` (``-``: stdin), at most ``limit`` + 1 so a huge input is refused cheaply."""
+    if name == "-":
+        return sys.stdin.buffer.read(limit + 1)
+    with open(name, "rb") as f:
+        return f.read(limit + 1)
+
+
+def _file_arg(args: argparse.Namespace, settings: PromptsSettings) -> str:
+    return str(args.file) if args.file is not None else str(settings.prompts_path)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    path = Path(args.file)
+    settings = _settings()
+    name = _file_arg(args, settings)
     try:
-        data = sys.stdin.buffer.read() if args.file == "-" else path.read_bytes()
-        prompts = parse_document(data, source="<stdin>" if args.file == "-" else str(path))
+        data = _read_input(name, settings.prompts_max_bytes)
+        prompts = parse_document(data, source="<stdin>" if name == "-" else name, limit=settings.prompts_max_bytes)
     except OSError as e:
-        _err(f"{path}: {e.strerror}")
+        _err(f"{name}: {e.strerror}")
         return 1
     except PromptwatchError as e:
         print(e, file=sys.stderr)
         return 1
-    keys = len(type(prompts).model_fields) + len(prompts.custom)
-    print(f"{args.file}: ok sha256={sha256_hex(data)} bytes={len(data)} keys={keys}")
+    keys = len(prompts.model_dump(exclude_unset=True))
+    print(f"{name}: ok sha256={sha256_hex(data)} bytes={len(data)} prompts={keys}")
     return 0
 
 
 def cmd_write(args: argparse.Namespace) -> int:
-    source = args.source
+    settings = _settings()
+    if (args.src is None) == (args.source is None):
+        _err("write: give the new content once: SRC or --from SRC (- for stdin)")
+        return 2
+    source = args.src if args.src is not None else args.source
+    if args.if_match is not None:
+        try:
+            normalize_sha(args.if_match)
+        except ValueError as e:
+            _err(f"--if-match: {e}")
+            return 2
     try:
-        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+        data = _read_input(source, settings.prompts_max_bytes)
     except OSError as e:
         _err(f"{source}: {e.strerror}")
         return 1
     try:
         sha, _ = write_document(
-            Path(args.file), data, if_match=args.if_match, source="<stdin>" if source == "-" else source
+            Path(args.file),
+            data,
+            if_match=args.if_match,
+            source="<stdin>" if source == "-" else source,
+            limit=settings.prompts_max_bytes,
         )
     except PromptwatchError as e:
         print(e, file=sys.stderr)
@@ -93,18 +125,11 @@ def _line(
 
 
 def _settings() -> PromptsSettings:
-    """The settings from the environment and ``.env``; a bad value is a startup error naming the variable."""
+    """The settings from the environment and env files; a bad value is a startup error naming the variable."""
     try:
-        return PromptsSettings()
+        return PromptsSettings.load()
     except ValidationError as e:
-        raise StartupError(f"invalid settings: {_problems(e)}") from None
-
-
-def _problems(e: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(part) for part in err['loc']).upper() or 'PROMPTS_*'}: {err['msg']}"
-        for err in e.errors(include_url=False)
-    )
+        raise settings_error(e) from None
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -112,6 +137,9 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 def cmd_watch(args: argparse.Namespace) -> int:
     settings = _settings()
+    if args.interval_ms is not None and args.interval_ms < MIN_RELOAD_INTERVAL_MS:
+        _err(f"--interval-ms: {args.interval_ms} is below the minimum of {MIN_RELOAD_INTERVAL_MS} ms")
+        return 2
     lock = threading.Lock()
     emitted = [0]  # lines printed so far: tells whether a SIGHUP reload already printed its outcome
 
@@ -148,13 +176,8 @@ def _watch_loop(
 ) -> int:
     interval = (args.interval_ms if args.interval_ms is not None else settings.prompts_reload_interval_ms) / 1000
     try:
-        prompts = HotPrompts(
-            args.file,
-            service=args.service,
-            status_dir=settings.prompts_status_dir,
-            mode=args.mode or settings.prompts_watch_mode,
-            interval=interval,
-            safety_interval=settings.prompts_safety_interval_ms / 1000,
+        prompts = HotPrompts.from_settings(
+            settings, service=args.service, path=_file_arg(args, settings), mode=args.mode, interval=interval
         )
     except PromptwatchError as e:
         _err(str(e))
@@ -209,7 +232,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings()
     path = Path(os.path.abspath(args.file or settings.prompts_path))
     status_dir = Path(args.status_dir) if args.status_dir else settings.prompts_status_dir
-    data = read_bytes(path)
+    data = read_bytes(path, limit=settings.prompts_max_bytes)
     disk_sha = sha256_hex(data) if data is not None else None
     view = _cluster(settings, path, status_dir)
     for c in view["consumers"]:
@@ -253,10 +276,39 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from .sync.service import run_sync
 
     try:
-        settings = SyncSettings()
+        settings = SyncSettings.load()
     except ValidationError as e:
-        raise StartupError(f"invalid settings: {_problems(e)}") from None
+        raise settings_error(e) from None
     return run_sync(settings, Path(args.file) if args.file else None, once=args.once)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    report = load_stack()
+    problems = report.problems() if args.check else list(report.errors)
+    if args.json:
+        out: dict[str, Any] = {"settings": report.as_json(), "env_files": [str(p) for p in report.env_files]}
+        if args.check:
+            out["problems"] = problems
+        sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif args.check:
+        for problem in problems:
+            print(f"promptwatch: {problem}", file=sys.stderr)
+        verdict = f"{len(problems)} problem(s)" if problems else "ok"
+        print(f"stack configuration: {verdict} (env files: {_files(report)})")
+    else:
+        files = _files(report)
+        print(f"# effective settings of the stack (env files: {files})")
+        width = max((len(n) for n in report.settings), default=0)
+        for name, entry in sorted(report.settings.items()):
+            value = "" if entry.value is None else entry.value
+            print(f"{name}={value}".ljust(width + 30) + f"  # {entry.source}; {', '.join(entry.services)}")
+        for problem in problems:
+            print(f"promptwatch: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _files(report: StackReport) -> str:
+    return ", ".join(str(p) for p in report.env_files) or "none"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,23 +316,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("check", help="validate a prompts file (like nginx -t)")
-    p.add_argument("file", help="the prompts file, or - for stdin")
+    p.add_argument("file", nargs="?", help="the prompts file, or - for stdin (default PROMPTS_PATH)")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("write", help="validate and atomically write a prompts file")
     p.add_argument("file")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--from", dest="source", metavar="SRC", help="read the new content from SRC")
-    src.add_argument("-", dest="source", action="store_const", const="-", help="read the new content from stdin")
-    p.add_argument("--if-match", metavar="SHA256", help="write only if the file still has this sha256")
+    p.add_argument("src", nargs="?", metavar="SRC", help="read the new content from SRC (- for stdin)")
+    p.add_argument("--from", dest="source", metavar="SRC", help="the same as SRC")
+    p.add_argument(
+        "--if-match",
+        metavar="SHA256",
+        help="write only if the file still has this sha256 (also a quoted ETag, or 7+ leading hex digits)",
+    )
     p.set_defaults(func=cmd_write)
 
     p = sub.add_parser("watch", help="run a consumer and print one line per load attempt")
-    p.add_argument("file")
+    p.add_argument("file", nargs="?", help="the prompts file (default PROMPTS_PATH)")
     p.add_argument("--mode", choices=[m.value for m in WatchMode])
     p.add_argument("--interval-ms", type=int, metavar="N", help="poll interval (default PROMPTS_RELOAD_INTERVAL_MS)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--service", default="promptwatch-watch", help="name reported in the status directory")
+    p.add_argument("--service", default=WATCH_SERVICE, help="name reported in the status directory")
     p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser("status", help="which live consumer runs which version")
@@ -293,6 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?", help="the prompts file (default PROMPTS_PATH)")
     p.add_argument("--once", action="store_true", help="one reconciliation, then exit 0 (agreed) or 1")
     p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("config", help="the effective settings of the whole stack (like nginx -T)")
+    p.add_argument("--json", action="store_true", help="one object, keyed by environment variable")
+    p.add_argument("--check", action="store_true", help="validate the stack; exit 1 naming every problem")
+    p.set_defaults(func=cmd_config)
     return parser
 
 
@@ -300,7 +360,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # <N> priority prefixes when stderr is the journal (a `promptwatch watch` unit), plain lines otherwise.
     quiet = args.command not in {"watch", "sync"} or getattr(args, "json", False)
-    setup_logging(logging.WARNING if quiet else logging.INFO, stream=sys.stderr)
+    service = {"watch": getattr(args, "service", None), "sync": SYNC_SERVICE}.get(args.command) or "promptwatch"
+    setup_logging(logging.WARNING if quiet else logging.INFO, stream=sys.stderr, service=service)
     try:
         result: int = args.func(args)
     except KeyboardInterrupt:

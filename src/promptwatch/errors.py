@@ -91,8 +91,9 @@ class ConflictError(PromptwatchError):
         self.path = path
         self.expected = expected
         self.current = current
-        now = current[:12] if current else "no file"
-        super().__init__(f"{path}: changed since it was read (expected sha256 {expected[:12]}, found {now})")
+        now = f"sha256 {current}" if current else "no file"
+        wanted = f"sha256 {expected}" if expected else "no file"
+        super().__init__(f"{path}: changed since it was read (expected {wanted}, found {now})")
 
 
 class WriteError(PromptwatchError):

@@ -53,14 +53,22 @@ class JournalFormatter(logging.Formatter):
         return "\n".join(prefix + line for line in text.splitlines())
 
 
-def setup_logging(level: str | int = "INFO", stream: TextIO | None = None) -> logging.Handler:
-    """Configure the root logger for a service or the CLI; returns the installed handler."""
+def setup_logging(
+    level: str | int = "INFO", stream: TextIO | None = None, *, service: str | None = None
+) -> logging.Handler:
+    """Configure the root logger for a service or the CLI; returns the installed handler.
+
+    On a terminal every line names ``service`` (``metrotech-bot``, ``adminapi``…), so the lines of
+    two processes sharing one terminal (``make run``) tell whose they are.  In the journal the unit
+    already names it.
+    """
     stream = stream or sys.stderr
     handler = logging.StreamHandler(stream)
     if stream_is_journal(stream):
         handler.setFormatter(JournalFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        who = service.replace("%", "%%") + " " if service else ""
+        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)-7s {who}%(name)s: %(message)s"))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -17,13 +17,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from .errors import DocumentError, PromptwatchError, StartupError
 from .reload import Reloader
 from .schema import MAX_DOCUMENT_BYTES, Prompts, parse_document, sha256_hex
 from .status import ConsumerStatus, default_status_dir, process_start_ticks, remove_status, write_status
 from .watch import WatchMode
+
+if TYPE_CHECKING:
+    from .settings import PromptsSettings
 
 __all__ = ["ErrorCallback", "HotPrompts", "ReloadCallback", "Snapshot", "Source"]
 
@@ -109,6 +112,30 @@ class HotPrompts(Reloader[Snapshot]):
         except ValueError as e:  # an unknown watch mode (argument or PROMPTS_WATCH_MODE)
             raise StartupError(f"cannot watch {self.path.parent}: {e}") from e
         self._publish_status()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: PromptsSettings,
+        *,
+        service: str | None,
+        path: Path | str | None = None,
+        mode: WatchMode | str | None = None,
+        interval: float | None = None,
+        on_reload: ReloadCallback | None = None,
+    ) -> HotPrompts:
+        """The watcher every process builds from the shared settings (``path``/``mode``/``interval`` override)."""
+        return cls(
+            settings.prompts_path if path is None else path,
+            service=service,
+            status_dir=settings.prompts_status_dir,
+            hot_reload=settings.prompts_hot_reload,
+            mode=settings.prompts_watch_mode if mode is None else mode,
+            interval=settings.reload_interval if interval is None else interval,
+            safety_interval=settings.prompts_safety_interval_ms / 1000,
+            limit=settings.prompts_max_bytes,
+            on_reload=on_reload,
+        )
 
     def on_error(self, callback: ErrorCallback) -> ErrorCallback:
         """Call ``callback(message, sha, source)`` when a changed file is rejected (once per content)."""

@@ -108,10 +108,5 @@ def build_llm(settings: StasisSettings) -> LlmBackend:
 def build_agent(settings: StasisSettings, *, kb: KnowledgeBase | None = None) -> Agent:
     """The agent the settings describe; watches ``settings.knowledge_base_dir`` unless ``kb`` is given."""
     if kb is None:
-        kb = KnowledgeBase(
-            settings.knowledge_base_dir,
-            hot_reload=settings.prompts_hot_reload,
-            mode=settings.prompts_watch_mode,
-            interval=settings.reload_interval,
-        )
+        kb = KnowledgeBase.from_settings(settings)
     return Agent(build_llm(settings), kb)

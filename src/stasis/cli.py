@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from promptwatch.errors import PromptwatchError
 from promptwatch.logs import setup_logging
+from promptwatch.settings import settings_error
 
 from .errors import StasisError
 from .settings import StasisSettings
@@ -33,20 +34,15 @@ def _err(message: str) -> None:
 def _settings(env_file: str | None) -> StasisSettings:
     if env_file is not None:
         return StasisSettings(_env_file=env_file)  # type: ignore[call-arg]
-    return StasisSettings()
-
-
-def _format_validation(e: ValidationError) -> str:
-    parts = []
-    for err in e.errors(include_url=False):
-        name = "_".join(str(p) for p in err["loc"]).upper() or "settings"
-        parts.append(f"{name}: {err['msg']}")
-    return "invalid settings: " + "; ".join(parts)
+    return StasisSettings.load()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stasis", description="The Asterisk ARI voice bot on hot-reloaded prompts.")
-    parser.add_argument("--env-file", help="settings file (default: .env in the working directory)")
+    parser.add_argument(
+        "--env-file",
+        help="settings file (default: $PROMPTWATCH_ENV_FILE, else var/.env and .env in the working directory)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the ARI service (systemd Type=notify)")
     sub.add_parser("console", help="talk to the bot in the terminal (stdin may be piped)")
@@ -57,12 +53,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = _settings(args.env_file)
     except ValidationError as e:
-        _err(_format_validation(e))
+        _err(str(settings_error(e)))
         return EXIT_CONFIG
     if args.command == "console":
-        setup_logging(os.environ.get("LOG_LEVEL", "WARNING"))
+        setup_logging(os.environ.get("LOG_LEVEL", "WARNING"), service=f"{settings.service_name}-console")
     else:
-        setup_logging()
+        setup_logging(service=settings.service_name)
     for noisy in ("httpx", "httpcore", "websockets"):  # one line per request would drown the call events
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:

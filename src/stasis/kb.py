@@ -5,10 +5,10 @@
     kb.search("сколько стоит доставка", k=3)    # [Passage(doc, text, score), ...]
     kb.close()
 
-Documents are the directory's ``.md``, ``.txt`` and ``.json`` files (hidden and temporary files are
-ignored).  Each is split into paragraph-sized passages; a Markdown heading is kept with the
-paragraph under it for matching.  Words are matched by a light Russian stemmer, so
-``доставка``/``доставку``/``доставки`` are one term.
+Documents are the directory's files that :func:`promptwatch.kbrules.is_kb_document` accepts (the
+panel's upload rules; hidden and temporary files are ignored).  Each is split into paragraph-sized
+passages; a Markdown heading is kept with the paragraph under it for matching.  Words are matched
+by a light Russian stemmer, so ``доставка``/``доставку``/``доставки`` are one term.
 """
 
 from __future__ import annotations
@@ -27,15 +27,15 @@ from typing import Any
 import orjson
 from rank_bm25 import BM25Okapi
 
+from promptwatch.kbrules import KB_MAX_BYTES, is_kb_document
 from promptwatch.reload import Reloader
+from promptwatch.settings import PromptsSettings
 from promptwatch.watch import WatchMode
 
 __all__ = ["KbDocument", "KbSnapshot", "KnowledgeBase", "Passage", "stem", "tokenize"]
 
 logger = logging.getLogger("stasis.kb")
 
-SUFFIXES = (".md", ".txt", ".json")
-MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_PASSAGE_CHARS = 600
 
 # Endings of Russian nouns, adjectives and verbs, longest first; stripped once, keeping a stem of 3+.
@@ -230,8 +230,10 @@ class KnowledgeBase(Reloader[KbSnapshot]):
         hot_reload: bool = True,
         mode: WatchMode | str | None = None,
         interval: float = 1.5,
+        max_bytes: int = KB_MAX_BYTES,
     ) -> None:
         directory = Path(os.path.abspath(directory))
+        self.max_bytes = max_bytes
         with contextlib.suppress(OSError):
             directory.mkdir(parents=True, exist_ok=True)  # so that it can be watched before the first upload
         super().__init__(directory, hot_reload=hot_reload, mode=mode, interval=interval, whole_directory=True)
@@ -246,6 +248,17 @@ class KnowledgeBase(Reloader[KbSnapshot]):
             directory,
         )
         self._start_watching()
+
+    @classmethod
+    def from_settings(cls, settings: PromptsSettings) -> KnowledgeBase:
+        """The knowledge base every process builds from the shared settings (directory, limit, watching)."""
+        return cls(
+            settings.knowledge_base_dir,
+            hot_reload=settings.prompts_hot_reload,
+            mode=settings.prompts_watch_mode,
+            interval=settings.reload_interval,
+            max_bytes=settings.kb_max_bytes,
+        )
 
     @property
     def directory(self) -> Path:
@@ -266,20 +279,20 @@ class KnowledgeBase(Reloader[KbSnapshot]):
             return tuple(self._snapshot.documents) if hasattr(self, "_snapshot") else ()
         for entry in entries:
             name = entry.name
-            if name.startswith(".") or not name.lower().endswith(SUFFIXES):
+            if not is_kb_document(name):
                 continue
             try:
                 if not entry.is_file():
                     continue
                 with open(entry.path, "rb") as f:
-                    data = f.read(MAX_FILE_BYTES + 1)
+                    data = f.read(self.max_bytes + 1)
             except OSError as e:
                 logger.warning("knowledge base file %s skipped: %s", entry.path, e.strerror or e)
                 continue
             sha = hashlib.sha256(data).hexdigest()
             problem = None
-            if len(data) > MAX_FILE_BYTES:
-                problem = f"larger than {MAX_FILE_BYTES} bytes"
+            if len(data) > self.max_bytes:
+                problem = f"larger than {self.max_bytes} bytes"
             else:
                 try:
                     text = data.decode("utf-8-sig")

@@ -269,22 +269,9 @@ class StasisService:
 
     def _setup(self) -> None:
         s = self.settings
-        self.prompts = HotPrompts(
-            s.prompts_path,
-            service=s.service_name,
-            status_dir=s.prompts_status_dir,
-            hot_reload=s.prompts_hot_reload,
-            mode=s.prompts_watch_mode,
-            interval=s.reload_interval,
-            safety_interval=s.prompts_safety_interval_ms / 1000,
-        )
+        self.prompts = HotPrompts.from_settings(s, service=s.service_name)
         try:
-            self.kb = KnowledgeBase(
-                s.knowledge_base_dir,
-                hot_reload=s.prompts_hot_reload,
-                mode=s.prompts_watch_mode,
-                interval=s.reload_interval,
-            )
+            self.kb = KnowledgeBase.from_settings(s)
             self.stt = build_stt(s)
             self.speech = SpeechCache(build_tts(s), s.sounds_dir, rate=s.tts_sample_rate)
             self.agent = Agent(build_llm(s), self.kb)

@@ -6,12 +6,14 @@ Field names map to upper-case environment variables: ``ari_url`` ← ``ARI_URL``
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from promptwatch.settings import PromptsSettings
+from promptwatch.settings import BOT_SERVICE, PromptsSettings, directory_problem
 
 __all__ = ["StasisSettings"]
 
@@ -68,13 +70,12 @@ class StasisSettings(PromptsSettings):
     espeak_speed: int = Field(default=160, ge=80, le=450)
 
     # Paths and observability
-    state_dir: Path = Path("var")
-    sounds_dir: Path = Path("var/sounds")
+    sounds_dir: Path = Path("sounds")
+    """The synthesised phrases; default ``STATE_DIR/sounds``."""
     sounds_max_age_days: float = Field(default=14.0, gt=0)
-    calllog_path: Path = Path("var/calls.sqlite3")
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
-    service_name: str = "stasis"
+    service_name: str = BOT_SERVICE
 
     @field_validator("ari_url", "llm_url", "stt_url", "tts_url")
     @classmethod
@@ -94,13 +95,27 @@ class StasisSettings(PromptsSettings):
         return value or None
 
     @model_validator(mode="after")
-    def _under_state_dir(self) -> StasisSettings:
-        """SOUNDS_DIR and CALLLOG_PATH default to ``sounds/`` and ``calls.sqlite3`` in STATE_DIR."""
+    def _sounds_under_state_dir(self) -> StasisSettings:
+        """SOUNDS_DIR defaults to ``sounds/`` in STATE_DIR (CALLLOG_PATH is the core's, likewise)."""
         if "sounds_dir" not in self.model_fields_set:
             self.sounds_dir = self.state_dir / "sounds"
-        if "calllog_path" not in self.model_fields_set:
-            self.calllog_path = self.state_dir / "calls.sqlite3"
         return self
+
+    def problems(self) -> list[str]:
+        """The shared checks, plus the ARI URL, the TTS programs and the bot's own directories."""
+        found = super().problems()
+        if not urlsplit(self.ari_url).hostname:
+            found.append(f"ARI_URL {self.ari_url!r}: no host")
+        if self.tts_backend == "espeak" and shutil.which("espeak-ng") is None:
+            found.append("TTS_BACKEND=espeak: espeak-ng is not installed (apt-get install espeak-ng)")
+        if self.tts_backend == "openai" and self.tts_url is None:
+            found.append("TTS_BACKEND=openai: TTS_URL is not set")
+        if self.stt_backend == "openai" and self.stt_url is None:
+            found.append("STT_BACKEND=openai: STT_URL is not set")
+        for what, directory in (("SOUNDS_DIR", self.sounds_dir), ("CALLLOG_PATH", self.calllog_path.parent)):
+            if problem := directory_problem(directory, what):
+                found.append(problem)
+        return found
 
     @property
     def goodbye_phrases(self) -> tuple[str, ...]:

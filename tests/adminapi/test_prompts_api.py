@@ -398,3 +398,18 @@ def test_without_a_prompts_file_the_panel_starts_and_the_first_save_creates_it(
             wait_until(lambda: c.get("/api/prompts/history").json()["total"] == 2, timeout=10)
     finally:
         stop(served)
+
+
+def test_an_expected_consumer_that_is_not_running_is_missing(
+    client: httpx.Client, consumer: Callable[[str], Consumer]
+) -> None:
+    """ADMIN_EXPECTED_CONSUMERS: a bot that is simply absent is never shown as "all in sync"."""
+    status = client.get("/api/status").json()
+    assert status["missing"] == ["metrotech-bot"]  # the panel's own watcher runs; the bot does not
+    assert status["out_of_sync"] == 0 and status["all_in_sync"] is False
+    bot = consumer("metrotech-bot")
+    wait_until(lambda: client.get("/api/status").json()["all_in_sync"], timeout=10, message="the bot reports")
+    assert client.get("/api/status").json()["missing"] == []
+    bot.proc.terminate()
+    bot.proc.wait(timeout=15)
+    wait_until(lambda: client.get("/api/status").json()["missing"] == ["metrotech-bot"], timeout=10, message="bot gone")

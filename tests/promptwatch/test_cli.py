@@ -111,10 +111,69 @@ def test_write_if_match(prompts_file: Path) -> None:
     assert_no_temp_files(prompts_file.parent)
 
 
+def test_write_from_dash_is_stdin(prompts_file: Path) -> None:
+    result = run_cli("write", prompts_file, "--from", "-", stdin=make_doc(4))
+    assert result.returncode == 0, result.stderr
+    assert prompts_file.read_bytes() == make_doc(4)
+
+
+@pytest.mark.parametrize("form", ["quoted", "weak", "prefix7", "prefix12", "upper"])
+def test_write_if_match_takes_what_curl_shows_and_prefixes(prompts_file: Path, form: str) -> None:
+    base = sha256_hex(prompts_file.read_bytes())
+    spec = {
+        "quoted": f'"{base}"',
+        "weak": f'W/"{base}"',
+        "prefix7": base[:7],
+        "prefix12": base[:12],
+        "upper": base.upper(),
+    }[form]
+    result = run_cli("write", prompts_file, "-", "--if-match", spec, stdin=make_doc(5))
+    assert result.returncode == 0, result.stderr
+    assert prompts_file.read_bytes() == make_doc(5)
+
+
+def test_write_conflict_shows_both_hashes_in_full(prompts_file: Path) -> None:
+    stale = sha256_hex(prompts_file.read_bytes())
+    run_cli("write", prompts_file, "-", stdin=make_doc(6))
+    result = run_cli("write", prompts_file, "-", "--if-match", stale[:12], stdin=make_doc(7))
+    assert result.returncode == 1
+    assert f"expected sha256 {stale[:12]}, found sha256 {sha256_hex(make_doc(6))}" in result.stderr
+    assert prompts_file.read_bytes() == make_doc(6)
+
+
+@pytest.mark.parametrize("spec", ["abc", "xyz1234567", "0" * 65])
+def test_write_refuses_a_malformed_if_match(prompts_file: Path, spec: str) -> None:
+    before = prompts_file.read_bytes()
+    result = run_cli("write", prompts_file, "-", "--if-match", spec, stdin=make_doc(8))
+    assert result.returncode == 2
+    assert result.stderr.startswith("promptwatch: --if-match: ")
+    assert prompts_file.read_bytes() == before
+
+
+def test_check_counts_the_prompts_in_the_document(tmp_path: Path) -> None:
+    doc = tmp_path / "two.json"
+    doc.write_text('{"system_prompt": "s", "greeting": "g"}')
+    assert run_cli("check", doc).stdout.endswith("prompts=2\n")
+    doc.write_text('{"system_prompt": "s", "greeting": "g", "fillers": ["a"], "dtmf_1": "x"}')
+    assert run_cli("check", doc).stdout.endswith("prompts=4\n")
+
+
+def test_check_defaults_to_prompts_path(prompts_file: Path) -> None:
+    result = run_cli("check", env={**os.environ, "PROMPTS_PATH": str(prompts_file)})
+    assert result.returncode == 0 and result.stdout.startswith(f"{prompts_file}: ok")
+
+
+@pytest.mark.parametrize("value", ["0", "5", "-1"])
+def test_watch_refuses_an_interval_below_the_minimum(prompts_file: Path, value: str) -> None:
+    result = run_cli("watch", prompts_file, "--mode", "poll", "--interval-ms", value, timeout=10)
+    assert result.returncode == 2
+    assert f"--interval-ms: {value} is below the minimum of 10 ms" in result.stderr
+
+
 def test_write_needs_a_source(prompts_file: Path) -> None:
     result = run_cli("write", prompts_file)
     assert result.returncode == 2
-    assert "usage:" in result.stderr
+    assert "give the new content once" in result.stderr
 
 
 # --- watch --json -------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 import pytest
 
@@ -41,6 +42,9 @@ def test_all_is_pinned() -> None:
     assert len(promptwatch.__all__) == len(EXPORTED)
 
 
+MODULES = sorted(m.name for m in pkgutil.iter_modules(promptwatch.__path__))
+
+
 def test_every_exported_name_exists() -> None:
     for name in promptwatch.__all__:
         assert hasattr(promptwatch, name), name
@@ -48,26 +52,10 @@ def test_every_exported_name_exists() -> None:
 
 def test_no_private_or_module_leaks() -> None:
     public = {n for n in dir(promptwatch) if not n.startswith("_")}
-    modules = {
-        "atomic",
-        "errors",
-        "reload",
-        "schema",
-        "settings",
-        "snapshot",
-        "status",
-        "watch",
-        "logs",
-        "systemd",
-        "cli",
-    }
-    assert public - modules == EXPORTED
+    assert public - set(MODULES) == EXPORTED
 
 
-@pytest.mark.parametrize(
-    "module",
-    ["atomic", "errors", "reload", "schema", "settings", "snapshot", "status", "watch", "logs", "systemd", "cli"],
-)
+@pytest.mark.parametrize("module", MODULES)
 def test_module_all_names_exist(module: str) -> None:
     mod = importlib.import_module(f"promptwatch.{module}")
     for name in mod.__all__:

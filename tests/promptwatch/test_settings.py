@@ -24,6 +24,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
         "PROMPTS_STATUS_DIR",
         "KB_DIR",
         "RUNTIME_DIRECTORY",
+        "PROMPTWATCH_ENV_FILE",
     ]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
@@ -58,7 +59,7 @@ def test_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def test_dotenv_file(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("PROMPTS_PATH=/srv/prompts.json\nPROMPTS_WATCH_MODE=inotify\nKB_DIR=/srv/kb\n")
-    s = PromptsSettings()
+    s = PromptsSettings.load()
     assert s.prompts_path == Path("/srv/prompts.json")
     assert s.prompts_watch_mode is WatchMode.INOTIFY
     assert s.knowledge_base_dir == Path("/srv/kb")
@@ -72,7 +73,7 @@ def test_legacy_interval_in_seconds(monkeypatch: pytest.MonkeyPatch, sec: str, m
 
 def test_legacy_interval_in_a_dotenv_file(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("PROMPTS_HOT_RELOAD=true\nPROMPTS_RELOAD_INTERVAL_SEC=3\n")
-    assert PromptsSettings().reload_interval == 3.0
+    assert PromptsSettings.load().reload_interval == 3.0
 
 
 def test_the_new_name_wins_over_the_legacy_one(monkeypatch: pytest.MonkeyPatch) -> None:

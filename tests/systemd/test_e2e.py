@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ..readme import Block, readme_blocks, script_of
 from ..stasis.ari_double import AriDouble
 from ..util import wait_until
 from .container import Container, cache_dir, ensure_root, missing_tools
@@ -98,6 +99,9 @@ class Stack:
         """The bot's entry in the shared status directory."""
         pid = self.main_pid(BOT)
         return json.loads(self.box.run(["cat", f"/run/metrotech/status/metrotech-bot.{pid}.json"]).stdout)
+
+
+SYSTEMD_BLOCKS = [b for b in readme_blocks(REPO / "README.md") if b.kind == "systemd"]
 
 
 def message(entry: dict[str, Any]) -> str:
@@ -426,6 +430,20 @@ def test_restarting_the_target_restarts_both_services(stack: Stack) -> None:
     for unit in SERVICES:
         assert stack.show(unit, "ActiveState")["ActiveState"] == "active"
         assert stack.main_pid(unit) != before[unit]
+
+
+@pytest.mark.parametrize("block", SYSTEMD_BLOCKS, ids=str)
+def test_readme_systemd_example_runs_as_written(stack: Stack, block: Block) -> None:
+    """The README's systemd examples, run as root from the checkout inside the booted container (``sudo`` is
+    the root shell here; ``make install`` takes its wheels offline through ``PIP_FLAGS``)."""
+    script = script_of(block, port=stack.port, logs=Path("/tmp"))
+    shim = "sudo() { \"$@\"; }\nexport PIP_FLAGS='--no-index --find-links=/wheelhouse'\ncd /src\nrm -f /tmp/bg.pids\n"
+    result = stack.box.run(["bash", "-c", shim + script], check=False, timeout=600)
+    assert result.returncode == 0, f"{block}:\n{script}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+    assert "Traceback" not in result.stdout + result.stderr
+    stack.box.run(["bash", "-c", "[ -f /tmp/bg.pids ] && kill $(cat /tmp/bg.pids) || true"], check=False)
+    for unit in SERVICES:
+        wait_until(lambda unit=unit: stack.show(unit, "ActiveState")["ActiveState"] == "active", timeout=60)
 
 
 def test_stop_lets_a_call_in_progress_use_its_grace_period_and_exits_cleanly(stack: Stack) -> None:

@@ -109,6 +109,12 @@ class StatusOut(BaseModel):
     consumers: list[ConsumerOut]
     in_sync: int
     out_of_sync: int
+    missing: list[str] = Field(
+        default_factory=list, description="Expected services (ADMIN_EXPECTED_CONSUMERS) that no live process runs"
+    )
+    all_in_sync: bool = Field(
+        default=False, description="Every live consumer runs the file on disk and no expected service is missing"
+    )
 
 
 class HistoryList(BaseModel):

@@ -18,16 +18,9 @@ from .store import SyncStore
 __all__ = ["SyncSettings", "open_agent"]
 
 
-def _state_dir() -> Path:
-    if env := os.environ.get("STATE_DIRECTORY"):
-        return Path(env.split(":")[0])
-    return Path("var")
-
-
 class SyncSettings(PromptsSettings):
-    """The core's settings plus ``STATE_DIR`` (where the agent keeps its agreed versions)."""
+    """The core's settings (``STATE_DIR`` keeps the agreed versions) plus the agent's heartbeat."""
 
-    state_dir: Path = Field(default_factory=_state_dir)
     prompts_sync_heartbeat_ms: int = Field(default=5000, ge=100, le=600_000)
     """How often the agent refreshes its host record in Redis; the record expires after three of these."""
 

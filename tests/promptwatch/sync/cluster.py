@@ -48,6 +48,7 @@ class SimHost:
             PROMPTS_REDIS_URL=self.redis_url,
             PROMPTS_NAMESPACE=NAMESPACE,
             STATE_DIRECTORY=str(self.state_dir),
+            PROMPTWATCH_ENV_FILE=str(self.dir / "no.env"),
         )
         return env
 

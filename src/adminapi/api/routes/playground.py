@@ -34,7 +34,7 @@ async def _agent(request: Request, settings: SettingsDep) -> Agent:
     async with lock:
         agent = getattr(request.app.state, "agent", None)
         if agent is None:
-            llm = build_llm(StasisSettings())
+            llm = build_llm(StasisSettings.load())
             kb = await asyncio.to_thread(
                 KnowledgeBase,
                 settings.knowledge_base_dir,

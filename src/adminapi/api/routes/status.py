@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ...consumers import consumer_views
+from ...consumers import consumer_views, missing_services
 from ..deps import EditorDep, OperatorDep, SettingsDep
 from ..problems import AUTH_RESPONSES
 from ..schemas import ConsumerOut, StatusOut
@@ -19,6 +19,7 @@ async def get_status(editor: EditorDep, settings: SettingsDep, _operator: Operat
     state = editor.read()
     views = consumer_views(settings.prompts_status_dir, settings.prompts_file, state.sha256)
     in_sync = sum(v.in_sync for v in views)
+    missing = missing_services(settings.expected_consumers, views)
     return StatusOut(
         path=str(editor.path),
         sha256=state.sha256,
@@ -29,4 +30,6 @@ async def get_status(editor: EditorDep, settings: SettingsDep, _operator: Operat
         consumers=[ConsumerOut.of(v) for v in views],
         in_sync=in_sync,
         out_of_sync=len(views) - in_sync,
+        missing=missing,
+        all_in_sync=state.sha256 is not None and in_sync == len(views) and not missing,
     )
