@@ -14,7 +14,17 @@ from __future__ import annotations
 import unicodedata
 from pathlib import PurePath
 
-__all__ = ["KB_EXTENSIONS", "KB_MAX_BYTES", "KbNameError", "check_kb_name", "is_kb_document"]
+import orjson
+
+__all__ = [
+    "KB_EXTENSIONS",
+    "KB_MAX_BYTES",
+    "KbContentError",
+    "KbNameError",
+    "check_kb_content",
+    "check_kb_name",
+    "is_kb_document",
+]
 
 KB_EXTENSIONS: dict[str, str] = {
     ".md": "text/markdown",
@@ -33,6 +43,10 @@ _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 
 class KbNameError(ValueError):
     """The file name is unsafe or not a knowledge-base document; the message names it and why."""
+
+
+class KbContentError(ValueError):
+    """The content is not UTF-8 text of the named kind; the message names the file and why."""
 
 
 def is_kb_document(name: str) -> bool:
@@ -60,3 +74,20 @@ def check_kb_name(raw: str) -> str:
         allowed = ", ".join(sorted(KB_EXTENSIONS))
         raise KbNameError(f"{raw!r}: only {allowed} files are accepted")
     return name
+
+
+def check_kb_content(name: str, data: bytes) -> None:
+    """Raise :class:`KbContentError` unless ``data`` is UTF-8 text (valid JSON for ``.json``)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise KbContentError(f"{name}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
+    if "\x00" in text:
+        raise KbContentError(f"{name}: binary content (NUL byte at offset {text.index(chr(0))})")
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r\f" for c in text):
+        raise KbContentError(f"{name}: binary content (control characters)")
+    if name.lower().endswith(".json"):
+        try:
+            orjson.loads(data)
+        except orjson.JSONDecodeError as e:
+            raise KbContentError(f"{name}: not valid JSON: {e}") from None

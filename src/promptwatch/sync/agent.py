@@ -33,7 +33,7 @@ from typing import Any
 
 import redis
 
-from ..atomic import read_bytes, write_document
+from ..atomic import atomic_write, file_lock, read_bytes
 from ..errors import ConflictError, DocumentError, PromptwatchError
 from ..reload import Reloader
 from ..schema import sha256_hex
@@ -50,6 +50,18 @@ logger = logging.getLogger("promptwatch.sync")
 
 RETRY_MIN = 0.05
 RETRY_MAX = 1.0
+
+
+def remove_file(path: Path, *, if_match: str) -> None:
+    """Delete ``path`` if its content still has sha256 ``if_match`` (``""``: already absent), under the
+    writers' lock; else :class:`ConflictError`."""
+    with file_lock(path):
+        data = read_bytes(path)
+        current = sha256_hex(data) if data is not None else ""
+        if current != if_match:
+            raise ConflictError(str(path), expected=if_match, current=current or None)
+        if data is not None:
+            path.unlink()
 
 
 class _LocalFiles(Reloader[int]):
@@ -106,7 +118,7 @@ class SyncAgent:
         self._stop = threading.Event()
         self._status_wake = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._local: _LocalFiles | None = None
+        self._local: list[_LocalFiles] = []
         self._status_watch: Any = None
         self._reported: set[str] = set()
         self._last_id = "0-0"
@@ -126,9 +138,10 @@ class SyncAgent:
     def start(self) -> None:
         """Catch up (one reconciliation, bounded by the connect timeout), then run the threads."""
         self.reconcile_once()
-        self._local = _LocalFiles(
-            self.documents.directory, self._local_changed, mode=self.watch_mode, safety_interval=self.safety_interval
-        )
+        self._local = [
+            _LocalFiles(directory, self._local_changed, mode=self.watch_mode, safety_interval=self.safety_interval)
+            for directory in self._watched_directories()
+        ]
         self.status_dir.mkdir(parents=True, exist_ok=True)
         write_local_agent(self.status_dir, self.record())
         self._status_watch = start_watcher(
@@ -139,11 +152,23 @@ class SyncAgent:
             thread.start()
             self._threads.append(thread)
 
+    def _watched_directories(self) -> list[Path]:
+        dirs = [self.documents.directory]
+        kb = self.documents.kb_dir
+        if kb is not None:
+            try:
+                kb.mkdir(exist_ok=True)  # where Redis's knowledge-base files will land; not its parents
+            except OSError as e:
+                logger.warning("knowledge base %s not distributed: %s", kb, e.strerror or e)
+            if kb.is_dir() and kb != self.documents.directory:
+                dirs.append(kb)
+        return dirs
+
     def close(self) -> None:
         self._stop.set()
         self._status_wake.set()
-        if self._local is not None:
-            self._local.close()
+        for local in self._local:
+            local.close()
         if self._status_watch is not None:
             self._status_watch.stop()
         for thread in self._threads:
@@ -199,8 +224,8 @@ class SyncAgent:
         for name in names:
             agreed = self.state.get(name)
             doc = self.documents.document(name)
-            data = read_bytes(doc.path) if doc is not None else None
-            if remote[name] != agreed.version or (data is not None and sha256_hex(data) != agreed.sha256):
+            local = self._local_sha(doc) if doc is not None else None
+            if remote[name] != agreed.version or (local is not None and local != agreed.sha256):
                 self._reconcile(name)
 
     def _reconcile_all(self) -> None:
@@ -217,12 +242,24 @@ class SyncAgent:
             return
         try:
             with self._lock:
-                for doc in self.documents.local():
-                    data = read_bytes(doc.path)
-                    if data is not None and sha256_hex(data) != self.state.get(doc.name).sha256:
+                for doc in self._known_documents():
+                    if self._local_sha(doc) != self.state.get(doc.name).sha256:
                         self._reconcile(doc.name)
         except redis.RedisError as e:
             self._disconnected(e)
+
+    def _known_documents(self) -> list[Document]:
+        """The documents present here, and those agreed before (a deleted knowledge-base file)."""
+        docs = {d.name: d for d in self.documents.local()}
+        for name in self.state.versions():
+            if name not in docs and (doc := self.documents.document(name)) is not None:
+                docs[name] = doc
+        return [docs[n] for n in sorted(docs)]
+
+    @staticmethod
+    def _local_sha(doc: Document) -> str | None:
+        data = read_bytes(doc.path, limit=doc.limit)
+        return sha256_hex(data) if data is not None else "" if doc.deletable else None
 
     # -- reconciliation of one document ---------------------------------------------------------
 
@@ -237,53 +274,62 @@ class SyncAgent:
             logger.warning("document %s keeps changing under the agent; will look again", name)
 
     def _reconcile_step(self, doc: Document) -> bool:
-        """One decision; False when something changed meanwhile and it must be decided again."""
+        """One decision; False when something changed meanwhile and it must be decided again.
+
+        ``sha`` is the file's sha256; ``""`` for a deletable file that is absent (a deletion is a version
+        without content); None for an absent prompts file (nothing to publish: consumers keep theirs).
+        """
         name = doc.name
         remote = self.store.get(name)
         agreed = self.state.get(name)
-        data = read_bytes(doc.path)
-        sha = sha256_hex(data) if data is not None else None
-        if data is not None and sha != agreed.sha256:
-            found = self.store.origin(name, sha) if sha is not None else None
+        data = read_bytes(doc.path, limit=doc.limit)
+        sha = sha256_hex(data) if data is not None else "" if doc.deletable else None
+        if sha and sha != agreed.sha256:
+            found = self.store.origin(name, sha)
             if found is not None and found[0] >= agreed.version:
                 # The file is a published version our state lags behind (killed between the two writes).
-                self.state.set(name, found[0], str(sha))
+                self.state.set(name, found[0], sha)
                 agreed = self.state.get(name)
-        edited = data is not None and sha != agreed.sha256
+        edited = sha is not None and sha != agreed.sha256
+        body = data or b""
         if remote is None or remote.version < agreed.version:
-            if data is None:
-                return True
+            if sha is None or (sha == "" and agreed.version == 0):
+                return True  # nothing here, nothing there
             if edited or agreed.version == 0:
-                return self._publish(doc, data, str(sha), agreed, "next")
-            return self._publish(doc, data, str(sha), agreed, "seed")
+                return self._publish(doc, body, sha, agreed, "next")
+            return self._publish(doc, body, sha, agreed, "seed")
         if remote.version == agreed.version and remote.sha256 == agreed.sha256:
-            if edited:
-                return self._publish(doc, data or b"", str(sha), agreed, "next")
+            if edited and sha is not None:
+                return self._publish(doc, body, sha, agreed, "next")
             self.errors.pop(name, None)
             return True
         # Redis has a newer version (or the same number with other content: it is what the others run).
-        if data is not None and sha == remote.sha256:
+        if sha is not None and sha == remote.sha256:
             self.state.set(name, remote.version, remote.sha256)
             return True
         problem = self._check_remote(doc, remote)
         if problem is not None:
             self._refuse(name, problem, key=f"remote:{remote.sha256}")
-            if edited and data is not None:
+            if edited and sha is not None:
                 # A valid local save replaces the refused version: it is based on what Redis has now.
-                return self._publish(doc, data, str(sha), Agreed(remote.version, remote.sha256), "next")
+                return self._publish(doc, body, sha, Agreed(remote.version, remote.sha256), "next")
             return True
-        if data is not None and agreed.version > 0 and (edited or remote.version == agreed.version):
+        if data is not None and sha and agreed.version > 0 and (edited or remote.version == agreed.version):
             # A local edit Redis never took, or a version lost in a failover that another host reused.
-            self._conflict(doc, data, str(sha), agreed, remote)
-        elif edited and data is not None:
-            kept = self.state.keep_conflict(name, data, str(sha))
+            self._conflict(doc, data, sha, agreed, remote)
+        elif data is not None and sha and edited:
+            kept = self.state.keep_conflict(name, data, sha)
             logger.warning("first sync of %s on host %s: the local file gives way to version %d; kept in %s",
                            name, self.host, remote.version, kept)  # fmt: skip
+        elif sha == "" and edited:
+            logger.warning("the deletion of %s on host %s lost to version %d from host %s: the file comes back",
+                           name, self.host, remote.version, remote.host)  # fmt: skip
         return self._apply(doc, remote, sha)
 
     def _publish(self, doc: Document, data: bytes, sha: str, agreed: Agreed, mode: str) -> bool:
         try:
-            doc.validate(data, str(doc.path))
+            if sha:  # a deletion has no content to check
+                doc.validate(data, str(doc.path))
         except DocumentError as e:
             self._refuse(doc.name, f"local {doc.path} not published: {e}", key=f"local:{sha}")
             return True
@@ -295,7 +341,7 @@ class SyncAgent:
         self.state.set(doc.name, result.version, sha)
         self.errors.pop(doc.name, None)
         if result.outcome == "ok":
-            what = "re-seeded" if mode == "seed" else "published"
+            what = "re-seeded" if mode == "seed" else "published" if sha else "published the deletion of"
             logger.info("%s %s version=%d sha=%s host=%s", what, doc.name, result.version, sha[:12], self.host)
         self._status_wake.set()
         return True
@@ -307,6 +353,8 @@ class SyncAgent:
         """Why the version in Redis cannot be applied (the validation error, naming the place), or None."""
         source = self._source(doc, remote)
         what = f"refused version {remote.version} of {doc.name} from host {remote.host or '?'}"
+        if remote.sha256 == "" and doc.deletable and not remote.data:
+            return None  # a deletion
         if sha256_hex(remote.data) != remote.sha256:
             return f"{what}: {source}: content does not match its sha256"
         try:
@@ -318,7 +366,10 @@ class SyncAgent:
     def _apply(self, doc: Document, remote: Remote, local_sha: str | None) -> bool:
         source = self._source(doc, remote)
         try:
-            write_document(doc.path, remote.data, if_match=local_sha or "", limit=doc.limit, source=source)
+            if remote.sha256 == "":
+                remove_file(doc.path, if_match=local_sha or "")
+            else:
+                atomic_write(doc.path, remote.data, if_match=local_sha or "")  # validated by _check_remote
         except ConflictError:
             return False  # edited on this host this very moment: decide again
         except PromptwatchError as e:
@@ -331,7 +382,7 @@ class SyncAgent:
             "applied %s version=%d sha=%s from host=%s lag_ms=%.1f",
             doc.name,
             remote.version,
-            remote.sha256[:12],
+            remote.sha256[:12] or "(deleted)",
             remote.host,
             lag_ms,
         )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from .cluster import wait_converged
+from promptwatch import sha256_hex
+from promptwatch.sync import Keys
+from tests.util import wait_until
+
+from .cluster import NAMESPACE, wait_converged
 from .conftest import ClusterFactory, RedisFactory
 
 
@@ -25,3 +29,35 @@ def test_a_hand_edit_on_host_b_reaches_a_and_c(redis_server: RedisFactory, clust
         f.write(text)
     wait_converged([a, b, c])
     assert "руками" in a.path.read_text()
+
+
+def test_knowledge_base_files_are_distributed_and_deleted(redis_server: RedisFactory, cluster: ClusterFactory) -> None:
+    server = redis_server()
+    a, b, c = cluster(server.url, consumers=False)
+    (a.config / "kb" / "тарифы.md").write_text("# Тарифы\nДоставка 300 ₽.\n")
+    for h in (b, c):
+        wait_until(lambda h=h: (h.config / "kb" / "тарифы.md").exists(), timeout=10, message=f"kb on {h.name}")
+    assert (c.config / "kb" / "тарифы.md").read_text() == "# Тарифы\nДоставка 300 ₽.\n"
+    (b.config / "kb" / "тарифы.md").unlink()
+    for h in (a, c):
+        wait_until(lambda h=h: not (h.config / "kb" / "тарифы.md").exists(), timeout=10, message=f"gone on {h.name}")
+    # Not a knowledge-base document on this host's rules: never distributed, and no error.
+    (a.config / "kb" / "notes.bin").write_bytes(b"\x00\x01")
+    (a.config / "kb" / "ok.txt").write_text("ok")
+    wait_until(lambda: (c.config / "kb" / "ok.txt").exists(), timeout=10)
+    assert not (c.config / "kb" / "notes.bin").exists()
+
+
+def test_a_binary_knowledge_base_file_in_redis_is_refused(redis_server: RedisFactory, cluster: ClusterFactory) -> None:
+    server = redis_server()
+    a, b = cluster(server.url, "ab", consumers=False)
+    bad = b"text\x00binary"
+    r = server.client()
+    keys = Keys(NAMESPACE)
+    r.hset(keys.doc("kb/x.md"), mapping={"version": 1, "sha256": sha256_hex(bad), "data": bad, "host": "z"})
+    r.sadd(keys.docs, "kb/x.md")
+    r.xadd(keys.changes, {"name": "kb/x.md", "version": 1, "sha256": sha256_hex(bad), "host": "z"})
+    for h in (a, b):
+        wait_until(lambda h=h: "kb/x.md" in (h.agent_record().get("errors") or {}), timeout=10)
+        assert "NUL byte at offset 4" in h.agent_record()["errors"]["kb/x.md"]
+        assert not (h.config / "kb" / "x.md").exists()
