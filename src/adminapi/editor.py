@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,8 +78,17 @@ def _dump(obj: dict[str, Any]) -> bytes:
 class PromptsEditor:
     """The panel's view of one prompts file: reads, saves, patches, rollbacks, and the history they leave."""
 
-    def __init__(self, settings: AdminSettings, history: HistoryStore, *, limit: int | None = None) -> None:
+    def __init__(
+        self,
+        settings: AdminSettings,
+        history: HistoryStore,
+        *,
+        limit: int | None = None,
+        origin_host: Callable[[str], str | None] | None = None,
+    ) -> None:
         self.settings = settings
+        self.origin_host = origin_host
+        """With Redis: the host where a content was made (:meth:`adminapi.cluster.Cluster.origin_host`)."""
         self.path: Path = settings.prompts_file
         self.history = history
         self.limit = limit if limit is not None else settings.prompts_max_bytes
@@ -155,10 +165,16 @@ class PromptsEditor:
             state = self.read()
             if state.data is None or state.prompts is None:
                 return None
-            rev = self.history.add_if_changed(state.data, author=FILE_AUTHOR, origin="file", message=message)
+            host = self._host_of(state.sha256)
+            rev = self.history.add_if_changed(state.data, author=FILE_AUTHOR, origin="file", message=message, host=host)
         if rev is not None:
             logger.info("history: recorded sha=%s from the file (%s)", rev.sha256[:12], message)
         return rev
+
+    def _host_of(self, sha: str | None) -> str:
+        """Where the content on disk was made: another host when the sync agent brought it, else this one."""
+        found = self.origin_host(sha) if self.origin_host is not None and sha else None
+        return found or self.settings.prompts_host
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -175,7 +191,9 @@ class PromptsEditor:
             before = read_bytes(self.path)
             written_at = time.time()
             sha, _ = write_document(self.path, data, if_match=if_match, limit=self.limit, source=str(self.path))
-            rev = self.history.add_if_changed(data, author=author, origin=origin, message=message)
+            rev = self.history.add_if_changed(
+                data, author=author, origin=origin, message=message, host=self.settings.prompts_host
+            )
         self._ensure_watching()
         logger.info("saved sha=%s bytes=%d by %s (%s)", sha[:12], len(data), author, origin)
         previous = sha256_hex(before) if before is not None else None

@@ -27,9 +27,10 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from promptwatch import Prompts, PromptwatchError
+from promptwatch import Prompts, PromptwatchError, StartupError
 from promptwatch.logs import setup_logging
 from promptwatch.settings import settings_error
+from promptwatch.sync import RedisUrlError
 from promptwatch.systemd import notify
 from stasis.calllog import CallLog
 
@@ -37,6 +38,7 @@ from .api.limits import UploadLimit
 from .api.problems import install_handlers
 from .api.routes import calls, health, kb, metrics, playground, prompts, status
 from .auth import load_tokens
+from .cluster import Cluster
 from .consumers import consumer_views, missing_services
 from .editor import PromptsEditor
 from .history import HistoryStore
@@ -90,7 +92,8 @@ async def _status_loop(app: FastAPI, period: float = 1.0) -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: AdminSettings = app.state.settings
     history = await run_in_threadpool(HistoryStore, settings.history_path, retention=settings.admin_history_retention)
-    editor = PromptsEditor(settings, history)
+    cluster: Cluster | None = app.state.cluster
+    editor = PromptsEditor(settings, history, origin_host=cluster.origin_host if cluster is not None else None)
     await run_in_threadpool(editor.start)
     app.state.history = history
     app.state.editor = editor
@@ -115,6 +118,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(editor.close)
         app.state.calllog = None
         history.close()
+        if cluster is not None:
+            await cluster.close()
 
 
 def notify_enabled() -> bool:
@@ -158,6 +163,10 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     app.state.tokens = load_tokens(settings)
     app.state.metrics = AdminMetrics(lambda: _consumer_counts(app))
     app.state.editor = None
+    try:
+        app.state.cluster = Cluster(settings) if settings.prompts_redis_url else None
+    except RedisUrlError as e:
+        raise StartupError(str(e)) from None
     install_handlers(app)
     app.add_middleware(UploadLimit, max_bytes=settings.kb_max_bytes)
     for module in (health, prompts, status, kb, calls, playground, metrics):

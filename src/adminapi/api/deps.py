@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from stasis.calllog import CallLog
 
 from ..auth import Operator, TokenSet
+from ..cluster import Cluster
 from ..editor import PromptsEditor
 from ..knowledge import KbStore
 from ..metrics import AdminMetrics
@@ -22,6 +23,7 @@ from .problems import ApiError
 
 __all__ = [
     "CallLogDep",
+    "ClusterDep",
     "EditorDep",
     "KbDep",
     "MetricsDep",
@@ -81,9 +83,16 @@ async def get_metrics(request: Request) -> AdminMetrics:
     return metrics
 
 
+async def get_cluster(request: Request) -> Cluster | None:
+    """The other hosts through Redis, or None without ``PROMPTS_REDIS_URL``."""
+    cluster: Cluster | None = getattr(request.app.state, "cluster", None)
+    return cluster
+
+
 SettingsDep = Annotated[AdminSettings, Depends(get_settings)]
 OperatorDep = Annotated[Operator, Depends(require_operator)]
 EditorDep = Annotated[PromptsEditor, Depends(get_editor)]
 KbDep = Annotated[KbStore, Depends(get_kb)]
 CallLogDep = Annotated[CallLog, Depends(get_calllog)]
 MetricsDep = Annotated[AdminMetrics, Depends(get_metrics)]
+ClusterDep = Annotated[Cluster | None, Depends(get_cluster)]

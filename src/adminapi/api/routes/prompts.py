@@ -10,10 +10,11 @@ from starlette.concurrency import run_in_threadpool
 
 from promptwatch import ConflictError, DocumentError, Prompts, WriteError
 
-from ...consumers import consumer_views, wait_for_consumers
+from ...cluster import Cluster
+from ...consumers import ConsumerView, consumer_views, wait_for_consumers
 from ...editor import EditorError, SaveResult, normalize
 from ...history import key_changes, unified_diff
-from ..deps import EditorDep, MetricsDep, OperatorDep, SettingsDep
+from ..deps import ClusterDep, EditorDep, MetricsDep, OperatorDep, SettingsDep
 from ..problems import AUTH_RESPONSES, ApiError, document_error, responses
 from ..schemas import ConsumerOut, DiffOut, HistoryList, KeyChangeOut, PatchBody, RevisionOut, SaveOut
 
@@ -81,20 +82,42 @@ def _etag_headers(sha: str | None) -> dict[str, str]:
 
 
 async def _finish(
-    result: SaveResult, wait_ms: int, settings: SettingsDep, metrics: MetricsDep, origin: str, response: Response
+    result: SaveResult,
+    wait_ms: int,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    origin: str,
+    response: Response,
+    cluster: Cluster | None = None,
 ) -> SaveOut:
+    """The save's outcome: the consumers of every host (with Redis), waited for up to ``wait_ms``."""
     metrics.saves.labels(origin).inc()
     timeout = min(wait_ms, settings.admin_wait_max_ms) / 1000
+    remote = cluster.remote_consumers if cluster is not None else None
     if timeout > 0:
         waited = await wait_for_consumers(
-            settings.prompts_status_dir, settings.prompts_file, result.sha256, since=result.written_at, timeout=timeout
+            settings.prompts_status_dir,
+            settings.prompts_file,
+            result.sha256,
+            since=result.written_at,
+            timeout=timeout,
+            host=settings.prompts_host,
+            remote=remote,
         )
         views, all_applied, waited_ms = waited.consumers, waited.all_applied, waited.waited_ms
         for v in views:
             if v.latency_ms is not None:
                 metrics.apply_latency.observe(v.latency_ms / 1000)
     else:
-        views = consumer_views(settings.prompts_status_dir, settings.prompts_file, result.sha256, result.written_at)
+        views = consumer_views(
+            settings.prompts_status_dir,
+            settings.prompts_file,
+            result.sha256,
+            result.written_at,
+            host=settings.prompts_host,
+        )
+        if remote is not None:
+            views += [ConsumerView.from_record(r, result.sha256, result.written_at) for r in await remote()]
         all_applied, waited_ms = all(v.in_sync for v in views), 0.0
     response.headers["ETag"] = etag(result.sha256)
     return SaveOut(
@@ -188,6 +211,7 @@ async def _save(
     wait_ms: int,
     message: str,
     if_match: str | None,
+    cluster: ClusterDep,
 ) -> SaveOut:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > editor.limit:
@@ -211,7 +235,7 @@ async def _save(
         raise _conflict(e, metrics) from None
     except WriteError as e:
         raise _write_failed(e, metrics) from None
-    return await _finish(result, wait_ms, settings, metrics, "api", response)
+    return await _finish(result, wait_ms, settings, metrics, "api", response, cluster)
 
 
 @router.put("", summary="Replace the prompts", responses=SAVE_RESPONSES, openapi_extra=DOCUMENT_BODY)
@@ -222,12 +246,13 @@ async def put_prompts(
     operator: OperatorDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    cluster: ClusterDep,
     wait_ms: WaitMs = 0,
     message: Message = "",
     if_match: IfMatch = None,
 ) -> SaveOut:
     """Validate and write atomically.  Nothing is written on 412, 413 or 422."""
-    return await _save(request, response, editor, operator, settings, metrics, wait_ms, message, if_match)
+    return await _save(request, response, editor, operator, settings, metrics, wait_ms, message, if_match, cluster)
 
 
 @router.post("", summary="Replace the prompts (same as PUT)", responses=SAVE_RESPONSES, openapi_extra=DOCUMENT_BODY)
@@ -238,12 +263,13 @@ async def post_prompts(
     operator: OperatorDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    cluster: ClusterDep,
     wait_ms: WaitMs = 0,
     message: Message = "",
     if_match: IfMatch = None,
 ) -> SaveOut:
     """Kept for existing scripts: the same as PUT."""
-    return await _save(request, response, editor, operator, settings, metrics, wait_ms, message, if_match)
+    return await _save(request, response, editor, operator, settings, metrics, wait_ms, message, if_match, cluster)
 
 
 @router.get("/history", summary="Revisions, newest first", response_model=HistoryList)
@@ -315,6 +341,7 @@ async def rollback(
     operator: OperatorDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    cluster: ClusterDep,
     wait_ms: WaitMs = 0,
     if_match: IfMatch = None,
 ) -> SaveOut:
@@ -329,7 +356,7 @@ async def rollback(
         raise _write_failed(e, metrics) from None
     if result is None:
         raise ApiError(404, f"no revision {sha!r} in the history")
-    return await _finish(result, wait_ms, settings, metrics, "rollback", response)
+    return await _finish(result, wait_ms, settings, metrics, "rollback", response, cluster)
 
 
 @router.patch(
@@ -345,6 +372,7 @@ async def patch_prompt(
     operator: OperatorDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    cluster: ClusterDep,
     wait_ms: WaitMs = 0,
     if_match: IfMatch = None,
 ) -> SaveOut:
@@ -370,4 +398,4 @@ async def patch_prompt(
         raise ApiError(409, str(e)) from None
     except WriteError as e:
         raise _write_failed(e, metrics) from None
-    return await _finish(result, wait_ms, settings, metrics, "patch", response)
+    return await _finish(result, wait_ms, settings, metrics, "patch", response, cluster)

@@ -2,25 +2,53 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
-from ...consumers import consumer_views, missing_services
-from ..deps import EditorDep, OperatorDep, SettingsDep
+from ...consumers import ConsumerView, consumer_views, missing_services
+from ..deps import ClusterDep, EditorDep, OperatorDep, SettingsDep
 from ..problems import AUTH_RESPONSES
-from ..schemas import ConsumerOut, StatusOut
+from ..schemas import AgentOut, ConsumerOut, HostOut, StatusOut
 
 __all__ = ["router"]
+
+
+def _host(view: dict[str, Any], target: str | None) -> HostOut:
+    return HostOut(
+        host=view["host"],
+        connected=view["connected"],
+        agent=AgentOut.model_validate(view["agent"]) if view["agent"] else None,
+        consumers=[ConsumerOut.of(ConsumerView.from_record(c, target, None)) for c in view["consumers"]],
+    )
+
 
 router = APIRouter(prefix="/api/status", tags=["status"], responses=AUTH_RESPONSES)
 
 
-@router.get("", summary="Which process runs which prompts", response_model=StatusOut)
-async def get_status(editor: EditorDep, settings: SettingsDep, _operator: OperatorDep) -> StatusOut:
+@router.get("", summary="Which process runs which prompts (on every host, with Redis)", response_model=StatusOut)
+async def get_status(
+    editor: EditorDep, settings: SettingsDep, cluster: ClusterDep, _operator: OperatorDep
+) -> StatusOut:
     state = editor.read()
-    views = consumer_views(settings.prompts_status_dir, settings.prompts_file, state.sha256)
+    extra: dict[str, Any] = {"host": settings.prompts_host}
+    if cluster is None:
+        views = consumer_views(
+            settings.prompts_status_dir, settings.prompts_file, state.sha256, host=settings.prompts_host
+        )
+    else:
+        found = await cluster.state()
+        views = [ConsumerView.from_record(c, state.sha256, None) for c in found.view["consumers"]]
+        extra.update(
+            distributing=found.view["distributing"],
+            not_distributing_reason=found.view["not_distributing_reason"],
+            hosts=[_host(h, state.sha256) for h in found.view["hosts"]],
+            conflicts=found.conflicts,
+        )
     in_sync = sum(v.in_sync for v in views)
     missing = missing_services(settings.expected_consumers, views)
     return StatusOut(
+        **extra,
         path=str(editor.path),
         sha256=state.sha256,
         size=len(state.data) if state.data is not None else None,
