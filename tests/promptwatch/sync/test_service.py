@@ -1,0 +1,57 @@
+"""``promptwatch sync`` as a process: sd_notify readiness after the catch-up, --once, clear start-up errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from pathlib import Path
+
+from ..helpers import PROMPTWATCH, Child, make_doc, run_cli
+from .cluster import SimHost
+from .conftest import RedisFactory
+
+
+def test_ready_after_catch_up_then_a_clean_stop(redis_server: RedisFactory, tmp_path: Path) -> None:
+    server = redis_server()
+    ahead = SimHost(tmp_path, "b", server.url, doc=make_doc(0))
+    ahead.start_agent()
+    newest = ahead.write("newest")
+    host = SimHost(tmp_path, "a", server.url, doc=make_doc("old"))
+    sock_path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(sock_path))
+        sock.settimeout(15)
+        agent = Child([os.fspath(PROMPTWATCH), "sync"], env={**host.env, "NOTIFY_SOCKET": str(sock_path)})
+        try:
+            ready = sock.recv(4096).decode()
+            assert ready.startswith("READY=1\nSTATUS=distributing as host a via unix://"), ready
+            assert host.sha() == newest, "READY=1 only after this host caught up"
+            agent.proc.send_signal(signal.SIGTERM)
+            assert agent.wait(15) == 0
+            assert "STOPPING=1" in sock.recv(4096).decode()
+        finally:
+            agent.stop()
+            ahead.stop()
+
+
+def test_once_exit_status(redis_server: RedisFactory, tmp_path: Path) -> None:
+    server = redis_server()
+    host = SimHost(tmp_path, "a", server.url, doc=make_doc(0))
+    ok = run_cli("sync", "--once", env=host.env)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith("distributing as host a via unix://") and "prompts=v1" in ok.stdout
+    down = run_cli("sync", "--once", env={**host.env, "PROMPTS_REDIS_URL": f"unix://{tmp_path}/none.sock"})
+    assert down.returncode == 1
+    assert "NOT distributing (host a): Redis unreachable" in down.stdout
+    assert "Traceback" not in down.stderr
+
+
+def test_start_up_errors_name_the_setting(tmp_path: Path) -> None:
+    host = SimHost(tmp_path, "a", "redis+sentinel://h:1/", doc=make_doc(0))
+    unset = run_cli("sync", "--once", env={**host.env, "PROMPTS_REDIS_URL": ""})
+    assert unset.returncode == 1 and "PROMPTS_REDIS_URL is not set" in unset.stderr
+    bad = run_cli("sync", "--once", env=host.env)
+    assert bad.returncode == 1 and "the service name is missing" in bad.stderr, bad.stderr
+    scheme = run_cli("sync", "--once", env={**host.env, "PROMPTS_REDIS_URL": "http://x"})
+    assert scheme.returncode == 1 and "PROMPTS_REDIS_URL" in scheme.stderr and "Traceback" not in scheme.stderr
