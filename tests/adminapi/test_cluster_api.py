@@ -24,8 +24,11 @@ def three_hosts(tmp_path: Path) -> Iterator[tuple[RedisServer, list[SimHost]]]:
     hosts = [SimHost(tmp_path / "hosts", n, server.url, doc=make_doc(0)) for n in "abc"]
     try:
         for h in hosts:
-            h.start_agent(env=HEARTBEAT)
-            h.start_consumer()
+            h.start_agent(env=HEARTBEAT, wait=False)
+            h.start_consumer(wait=False)
+        for h in hosts:
+            h.wait_agent()
+            h.wait_consumer()
         wait_converged(hosts)
         yield server, hosts
     finally:

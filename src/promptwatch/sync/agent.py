@@ -31,6 +31,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import orjson
 import redis
 
 from ..atomic import atomic_write, file_lock, read_bytes
@@ -62,6 +63,20 @@ def remove_file(path: Path, *, if_match: str) -> None:
             raise ConflictError(str(path), expected=if_match, current=current or None)
         if data is not None:
             path.unlink()
+
+
+def sync_to_disk(path: Path) -> None:
+    """fsync ``path`` and its directory (after a non-durable :func:`atomic_write`)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class _LocalFiles(Reloader[int]):
@@ -284,13 +299,19 @@ class SyncAgent:
         agreed = self.state.get(name)
         data = read_bytes(doc.path, limit=doc.limit)
         sha = sha256_hex(data) if data is not None else "" if doc.deletable else None
+        stale = False
         if sha and sha != agreed.sha256:
             found = self.store.origin(name, sha)
             if found is not None and found[0] >= agreed.version:
                 # The file is a published version our state lags behind (killed between the two writes).
                 self.state.set(name, found[0], sha)
                 agreed = self.state.get(name)
-        edited = sha is not None and sha != agreed.sha256
+            elif found is not None:
+                stale = True  # an older published version (a crash lost the last apply): not an edit
+        edited = sha is not None and sha != agreed.sha256 and not stale
+        if stale and remote is not None and remote.version >= agreed.version:
+            if self._check_remote(doc, remote) is None:
+                return self._apply(doc, remote, sha)
         body = data or b""
         if remote is None or remote.version < agreed.version:
             if sha is None or (sha == "" and agreed.version == 0):
@@ -369,7 +390,13 @@ class SyncAgent:
             if remote.sha256 == "":
                 remove_file(doc.path, if_match=local_sha or "")
             else:
-                atomic_write(doc.path, remote.data, if_match=local_sha or "")  # validated by _check_remote
+                # Validated by _check_remote.  Renamed into place before it is fsynced: the consumers
+                # reload at once; Redis holds the version meanwhile, and the fsync follows right after.
+                atomic_write(doc.path, remote.data, if_match=local_sha or "", durable=False)
+                try:
+                    sync_to_disk(doc.path)
+                except OSError as e:  # replaced or removed meanwhile: its next writer syncs it
+                    logger.warning("cannot fsync %s after applying version %d: %s", doc.path, remote.version, e)
         except ConflictError:
             return False  # edited on this host this very moment: decide again
         except PromptwatchError as e:
@@ -454,12 +481,28 @@ class SyncAgent:
         }
 
     def _status_loop(self) -> None:
+        """Publish the host record when it changed, and at least every heartbeat (its expiry is 3 of them).
+
+        Writing ``.sync.json`` wakes the status-directory watcher too: an unchanged record is not
+        written again before the next heartbeat, so the agent never wakes itself in a loop.
+        """
+        last: bytes | None = None
+        due = 0.0
+        was_connected = False
         while not self._stop.is_set():
-            self._status_wake.wait(self.heartbeat)
+            self._status_wake.wait(max(0.0, due - time.monotonic()) if last is not None else 0.0)
             self._status_wake.clear()
             if self._stop.is_set():
                 return
             record = self.record()
+            agent = record["agent"]
+            key = orjson.dumps({**record, "agent": {**agent, "updated_at": None}})
+            now = time.monotonic()
+            reconnected = self.connected and not was_connected
+            was_connected = self.connected
+            if key == last and now < due and not reconnected:
+                continue
+            last, due = key, now + self.heartbeat
             try:
                 write_local_agent(self.status_dir, record)
             except (OSError, PromptwatchError) as e:

@@ -58,13 +58,18 @@ class SimHost:
         self._agent_env = {**self._agent_env, **(env or {})}
         self.agent = Child([os.fspath(PROMPTWATCH), "sync"], env={**self.env, **self._agent_env}, stderr=log)
         if wait:
-            pid = self.agent.pid
-            wait_until(
-                lambda: (read_local_agent(self.status_dir) or {}).get("agent", {}).get("pid") == pid,
-                timeout=15,
-                message=f"the agent of host {self.name} started",
-            )
+            self.wait_agent()
         return self.agent
+
+    def wait_agent(self) -> None:
+        """Until the agent has caught up and written its first record."""
+        assert self.agent is not None
+        pid = self.agent.pid
+        wait_until(
+            lambda: (read_local_agent(self.status_dir) or {}).get("agent", {}).get("pid") == pid,
+            timeout=30,
+            message=f"the agent of host {self.name} started",
+        )
 
     def kill_agent(self) -> None:
         assert self.agent is not None
@@ -73,13 +78,20 @@ class SimHost:
         self.agent.stop()
         self.agent = None
 
-    def start_consumer(self) -> Child:
+    def start_consumer(self, *, wait: bool = True) -> Child:
         self.consumer = Child(
             [os.fspath(PROMPTWATCH), "watch", str(self.path), "--json", "--service", f"bot-{self.name}"], env=self.env
         )
-        first = orjson.loads(self.consumer.line(timeout=15))
-        assert first["ok"], first
+        if wait:
+            self.wait_consumer()
         return self.consumer
+
+    def wait_consumer(self) -> None:
+        """Until the consumer has printed its first line (its status is published)."""
+        assert self.consumer is not None
+        first = orjson.loads(self.consumer.line(timeout=30))
+        self._consumer_lines.append(first)
+        assert first["ok"], first
 
     def consumer_lines(self) -> list[dict[str, Any]]:
         """Every line the consumer printed so far (its whole history, kept across calls)."""

@@ -53,17 +53,31 @@ ClusterFactory = Callable[..., list[SimHost]]
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[ClusterFactory]:
-    """``cluster(url, names="abc", consumers=True)``: hosts with the same first document, agents started."""
+    """``cluster(url, names="abc", consumers=True, agents=True, agent_env=None)``: hosts with the same first
+    document, their agents and consumers started."""
     made: list[SimHost] = []
 
-    def factory(url: str, names: str = "abc", *, consumers: bool = True, agents: bool = True) -> list[SimHost]:
+    def factory(
+        url: str,
+        names: str = "abc",
+        *,
+        consumers: bool = True,
+        agents: bool = True,
+        agent_env: dict[str, str] | None = None,
+    ) -> list[SimHost]:
         hosts = [SimHost(tmp_path / "hosts", n, url, doc=make_doc(0)) for n in names]
         made.extend(hosts)
+        # Every process starts at once (Python start-up dominates on a loaded machine), then each is awaited.
         for h in hosts:
             if agents:
-                h.start_agent()
+                h.start_agent(wait=False, env=agent_env)
             if consumers:
-                h.start_consumer()
+                h.start_consumer(wait=False)
+        for h in hosts:
+            if agents:
+                h.wait_agent()
+            if consumers:
+                h.wait_consumer()
         return hosts
 
     yield factory

@@ -70,8 +70,8 @@ def test_an_older_host_never_rolls_the_others_back(redis_server: RedisFactory, c
     server.start()  # empty
     c.start_agent()  # the host that is behind comes back first and re-seeds its old version…
     wait_until(lambda: _version(server.client()) == 1, timeout=10, message="c re-seeded v1")
-    a.start_agent()
-    b.start_agent()
+    for h in (a, b):
+        h.start_agent(wait=False)
     wait_converged([a, b, c], newest, timeout=20)  # …and the newer hosts win
     for h in (a, b):
         loaded = [line["sha256"] for line in h.consumer_lines() if line["ok"]]

@@ -30,9 +30,7 @@ def _status_when(h: SimHost, predicate: Callable[[Any], bool], timeout: float = 
 
 def test_status_lists_the_consumers_of_every_host(redis_server: RedisFactory, cluster: ClusterFactory) -> None:
     server = redis_server()
-    hosts = cluster(server.url, agents=False)
-    for h in hosts:
-        h.start_agent(env={"PROMPTS_SYNC_HEARTBEAT_MS": "200"})
+    hosts = cluster(server.url, agent_env={"PROMPTS_SYNC_HEARTBEAT_MS": "200"})
     a, b, c = hosts
     sha = wait_converged(hosts, a.write("status"))
 
