@@ -126,6 +126,8 @@ def test_make_run_brings_up_the_panel_and_the_bot(stack: Stack) -> None:
     token = (stack.root / "var" / "admin-token").read_text().strip()
     status = httpx.get(f"http://127.0.0.1:{stack.port}/api/status", headers={"Authorization": f"Bearer {token}"})
     assert status.json()["missing"] == [] and status.json()["all_in_sync"] is True
+    log = stack.log.read_text()  # one terminal, two processes: every line says whose it is
+    assert "metrotech-bot promptwatch: prompts loaded" in log and "adminapi promptwatch: prompts loaded" in log
 
 
 def kill_background(logs: Path) -> None:

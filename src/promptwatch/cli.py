@@ -28,7 +28,7 @@ from .errors import PromptwatchError
 from .etag import normalize_sha
 from .logs import setup_logging
 from .schema import parse_document, sha256_hex
-from .settings import MIN_RELOAD_INTERVAL_MS, SYNC_SERVICE, WATCH_SERVICE, PromptsSettings, settings_error
+from .settings import SYNC_SERVICE, WATCH_SERVICE, PromptsSettings, check_interval_ms, settings_error
 from .snapshot import HotPrompts, Snapshot
 from .stackconfig import StackReport, load_stack
 from .status import read_statuses
@@ -137,9 +137,12 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 def cmd_watch(args: argparse.Namespace) -> int:
     settings = _settings()
-    if args.interval_ms is not None and args.interval_ms < MIN_RELOAD_INTERVAL_MS:
-        _err(f"--interval-ms: {args.interval_ms} is below the minimum of {MIN_RELOAD_INTERVAL_MS} ms")
-        return 2
+    if args.interval_ms is not None:
+        try:
+            check_interval_ms(args.interval_ms)
+        except ValueError as e:
+            _err(f"--interval-ms: {e}")
+            return 2
     lock = threading.Lock()
     emitted = [0]  # lines printed so far: tells whether a SIGHUP reload already printed its outcome
 

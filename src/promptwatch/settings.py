@@ -38,6 +38,7 @@ __all__ = [
     "SYNC_SERVICE",
     "WATCH_SERVICE",
     "PromptsSettings",
+    "check_interval_ms",
     "default_state_dir",
     "directory_problem",
     "settings_error",
@@ -55,6 +56,7 @@ SYNC_SERVICE = "metrotech-sync"
 
 MIN_RELOAD_INTERVAL_MS = 10
 """The shortest poll interval: below it a poller would spin a core."""
+MAX_RELOAD_INTERVAL_MS = 3_600_000
 
 REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
 
@@ -70,10 +72,20 @@ def env_files() -> tuple[Path, ...]:
     return (RUN_ENV_FILE, Path(".env"))
 
 
+def check_interval_ms(value: int) -> int:
+    """A poll interval in ms, or ValueError: the one rule for ``PROMPTS_RELOAD_INTERVAL_MS`` and ``--interval-ms``."""
+    if value < MIN_RELOAD_INTERVAL_MS:
+        raise ValueError(f"{value} is below the minimum of {MIN_RELOAD_INTERVAL_MS} ms")
+    if value > MAX_RELOAD_INTERVAL_MS:
+        raise ValueError(f"{value} is above the maximum of {MAX_RELOAD_INTERVAL_MS} ms")
+    return value
+
+
 def settings_error(e: ValidationError) -> StartupError:
     """One message naming every bad variable: ``invalid settings: ARI_URL: must be an http:// …``."""
     problems = "; ".join(
-        f"{'_'.join(str(part) for part in err['loc']).upper() or 'settings'}: {err['msg']}"
+        f"{'_'.join(str(part) for part in err['loc']).upper() or 'settings'}: "
+        + err["msg"].removeprefix("Value error, ")
         for err in e.errors(include_url=False)
     )
     return StartupError(f"invalid settings: {problems}")
@@ -109,7 +121,7 @@ class PromptsSettings(BaseSettings):
     prompts_path: Path = Path("prompts.json")
     prompts_hot_reload: bool = True
     prompts_watch_mode: WatchMode = WatchMode.AUTO
-    prompts_reload_interval_ms: int = Field(default=1500, ge=MIN_RELOAD_INTERVAL_MS, le=3_600_000)
+    prompts_reload_interval_ms: int = 1500
     prompts_reload_interval_sec: float | None = Field(default=None, gt=0, le=3600)
     prompts_safety_interval_ms: int = Field(default=30_000, ge=100)
     prompts_status_dir: Path = Field(default_factory=default_status_dir)
@@ -141,6 +153,11 @@ class PromptsSettings(BaseSettings):
                     raise ValueError(f"PROMPTS_RELOAD_INTERVAL_SEC={sec!r} is not a number of seconds") from None
                 data = {**data, "prompts_reload_interval_ms": ms}
         return data
+
+    @field_validator("prompts_reload_interval_ms")
+    @classmethod
+    def _interval(cls, value: int) -> int:
+        return check_interval_ms(value)
 
     @field_validator("prompts_redis_url")
     @classmethod

@@ -2,6 +2,11 @@
 
 Saying a long reply synthesises its sentences concurrently and starts playing the first as soon as
 it is ready.  A request on a channel that is gone (404) ends the call quietly (:class:`CallHungUp`).
+
+Asterisk runs a channel's playbacks and recordings one after another: a playback requested while
+another plays (or a recording runs) starts only when that one ends.  So a playback's timeout counts
+from its PlaybackStarted, and a call cut short first stops what is in progress
+(:meth:`AriLine.interrupt`), so that its goodbye starts at once.
 """
 
 from __future__ import annotations
@@ -10,9 +15,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from typing import Any, TypeVar
 
-from .ari.client import AriClient
+from .ari.client import AriClient, Playback, Recording
 from .backends.stt import SttBackend
 from .backends.tts import Sound, SpeechCache
 from .errors import AriError, ChannelGone, SttError, TtsError
@@ -22,8 +27,13 @@ __all__ = ["ERROR_SOUND", "AriLine"]
 
 logger = logging.getLogger("stasis.call")
 
+T = TypeVar("T")
+
 ERROR_SOUND = "sound:an-error-has-occurred"
 PLAYBACK_MARGIN = 5.0
+"""Seconds a playback may run beyond its sound's length, counted from its PlaybackStarted."""
+PLAYBACK_START_TIMEOUT = 10.0
+"""Seconds a playback may wait for its turn on the channel (PlaybackStarted) before it is given up."""
 
 
 class AriLine(Line):
@@ -55,6 +65,8 @@ class AriLine(Line):
         self._digits: list[str] | None = None
         self._digit_event = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
+        self._playback: Playback | None = None  # the latest we started: it may still play
+        self._recording: Recording | None = None  # the latest recording: it may still run
         ari.listen(self.call_id, self._on_event)
 
     def _on_event(self, event: dict[str, Any]) -> None:
@@ -86,18 +98,36 @@ class AriLine(Line):
         self.state = "Up"
         return True
 
-    async def play(self, media: str, *, timeout: float) -> bool:
-        """Play ``media`` to the end; False when Asterisk could not play it (state ``failed``)."""
-        playback = await self._rest(self.ari.play(self.call_id, media))
+    async def _outcome(self, future: asyncio.Future[T], timeout: float) -> T:
+        """The result of an ARI event ``future`` (TimeoutError after ``timeout``; the channel gone:
+        :class:`CallHungUp`)."""
         try:
-            state = await self.guard(asyncio.shield(playback.finished), timeout=timeout)
+            return await self.guard(asyncio.shield(future), timeout=timeout)
         except ChannelGone as e:
             self.hungup.set()
             raise CallHungUp(self.call_id) from e
+
+    async def play(self, media: str, *, timeout: float, heard_as: str | None = None) -> bool:
+        """Play ``media`` to the end; False when Asterisk could not play it (state ``failed``) or it
+        did not end in time.  ``timeout`` counts from PlaybackStarted (the playback may have to wait
+        for its turn, at most :data:`PLAYBACK_START_TIMEOUT`); then ``heard_as`` joins :attr:`said`."""
+        playback = self._playback = self.ari.new_playback(self.call_id, media)  # stoppable from now on
+        try:
+            await self._rest(self.ari.start(playback))
+        except (AriError, CallHungUp):
+            self._playback = None  # refused: nothing to stop
+            raise
+        waiting_for = "start"
+        try:
+            await self._outcome(playback.started, PLAYBACK_START_TIMEOUT)
+            if heard_as is not None:
+                self.said.append(heard_as)
+            waiting_for = "finish"
+            state = await self._outcome(playback.finished, timeout)
         except TimeoutError:
-            logger.warning("call=%s playback %s of %s did not finish; stopping it", self.call_id, playback.id, media)
-            with contextlib.suppress(AriError):
-                await self.ari.stop(playback)
+            logger.warning("call=%s playback %s of %s did not %s in time; stopping it",
+                           self.call_id, playback.id, media, waiting_for)  # fmt: skip
+            await self._stop(playback)
             return False
         except CallHungUp:
             if not playback.finished.done():
@@ -108,17 +138,44 @@ class AriLine(Line):
             return False
         return True
 
-    async def _play_sound(self, sound: Sound) -> bool:
-        return await self.play(sound.media, timeout=sound.duration + PLAYBACK_MARGIN)
+    async def _stop(self, playback: Playback) -> None:
+        try:
+            await self.ari.stop(playback)
+        except AriError as e:
+            logger.warning("call=%s could not stop playback %s: %s", self.call_id, playback.id, e)
+
+    async def _cancel(self, recording: Recording) -> None:
+        try:
+            await self.ari.cancel_recording(recording)
+        except AriError as e:
+            logger.warning("call=%s could not cancel recording %s: %s", self.call_id, recording.name, e)
+
+    async def interrupt(self) -> None:
+        """Stop the playback in progress (``DELETE /playbacks/{id}``) and cancel a recording in
+        progress: Asterisk would play anything requested next only after them."""
+        playback, self._playback = self._playback, None
+        recording, self._recording = self._recording, None
+        if self.hungup.is_set():
+            return
+        if playback is not None and not playback.finished.done():
+            logger.info("call=%s stopping playback %s of %s", self.call_id, playback.id, playback.media)
+            await self._stop(playback)
+        if recording is not None and not recording.finished.done():
+            logger.info("call=%s canceling recording %s", self.call_id, recording.name)
+            await self._cancel(recording)
+
+    async def _play_sound(self, sound: Sound, text: str) -> bool:
+        return await self.play(sound.media, timeout=sound.duration + PLAYBACK_MARGIN, heard_as=text)
 
     async def say(self, text: str, *, fallback: str | None = None) -> Said:
         started = time.monotonic()
+        self.said = []
         sentences = split_sentences(text) or [text]
         tasks = [asyncio.ensure_future(self.speech.get(s)) for s in sentences]
         tts_ms: float | None = None
         error: str | None = None
         try:
-            for task in tasks:
+            for sentence, task in zip(sentences, tasks, strict=True):
                 try:
                     sound = await self.guard(asyncio.shield(task))
                 except TtsError as e:
@@ -128,7 +185,7 @@ class AriLine(Line):
                     break
                 if tts_ms is None:
                     tts_ms = (time.monotonic() - started) * 1000
-                await self._play_sound(sound)
+                await self._play_sound(sound, sentence)
         finally:
             for task in tasks:
                 if not task.done():
@@ -141,14 +198,15 @@ class AriLine(Line):
         if fallback:
             try:
                 sounds = []
-                for piece in split_sentences(fallback) or [fallback]:
+                pieces = split_sentences(fallback) or [fallback]
+                for piece in pieces:
                     cached = self.speech.cached(piece)
                     sounds.append(cached if cached is not None else await self.guard(self.speech.get(piece)))
             except TtsError as e:
                 logger.warning("call=%s tts failed for the fallback too: %s", self.call_id, e)
             else:
-                for sound in sounds:
-                    await self._play_sound(sound)
+                for piece, sound in zip(pieces, sounds, strict=True):
+                    await self._play_sound(sound, piece)
                 return
         await self.play(ERROR_SOUND, timeout=10)
 
@@ -157,20 +215,21 @@ class AriLine(Line):
         self._digits = digits
         started = time.monotonic()
         try:
-            recording = await self._rest(
-                self.ari.record(
-                    self.call_id, max_seconds=self.record_max_seconds, max_silence=self.record_silence_seconds
-                )
-            )
+            recording = self._recording = self.ari.new_recording(self.call_id)  # cancelable from now on
             try:
-                result = await self.guard(
-                    asyncio.shield(recording.finished), timeout=self.record_max_seconds + PLAYBACK_MARGIN
+                await self._rest(
+                    self.ari.start_recording(
+                        recording, max_seconds=self.record_max_seconds, max_silence=self.record_silence_seconds
+                    )
                 )
-            except ChannelGone as e:
-                self.hungup.set()
-                raise CallHungUp(self.call_id) from e
+            except (AriError, CallHungUp):
+                self._recording = None  # refused: nothing to cancel
+                raise
+            try:
+                result = await self._outcome(recording.finished, self.record_max_seconds + PLAYBACK_MARGIN)
             except TimeoutError:
-                logger.warning("call=%s recording %s did not finish", self.call_id, recording.name)
+                logger.warning("call=%s recording %s did not finish; canceling it", self.call_id, recording.name)
+                await self._cancel(recording)
                 result = {"duration": 0}
         finally:
             self._digits = None

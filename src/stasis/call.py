@@ -5,8 +5,10 @@
 
 A prompt edit during a call changes the next call, never this one: the flow reads only the
 :class:`~promptwatch.Snapshot` it was given.  Each turn is written to the call log (never blocking),
-with the STT/LLM/TTS timings and any backend error.  The caller never hears silence because a backend
-failed: the ``fallback`` prompt is spoken instead.
+with the STT/LLM/TTS timings and any backend error; a turn cut short (hangup, shutdown, failure) is
+written too, with what the caller said and as much of the answer as was played.  The caller never
+hears silence because a backend failed: the ``fallback`` prompt is spoken instead.  A call ended by
+the service (shutdown, failure) first stops what is playing or recording, so its goodbye starts at once.
 """
 
 from __future__ import annotations
@@ -46,6 +48,16 @@ class CallLogSink(Protocol):
 class FlowMetrics(Protocol):
     def observe_stage(self, stage: str, seconds: float) -> None: ...
     def call_ended(self, reason: str) -> None: ...
+
+
+@dataclass(slots=True)
+class _OpenTurn:
+    """The turn in progress, from the caller's words until its answer has been said."""
+
+    started_at: float
+    heard: Heard
+    text: str
+    reply: Reply | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +103,7 @@ class CallFlow:
         self.turns = 0
         self.end_reason: str | None = None
         self._fillers = 0
+        self._open: _OpenTurn | None = None
 
     @property
     def call_id(self) -> str:
@@ -116,6 +129,7 @@ class CallFlow:
                 caller_name=self.line.caller_name,
                 started_at=self.started_at,
                 prompts_sha256=self.snapshot.sha256,
+                console=self.line.console,
             )
 
     async def run(self) -> str:
@@ -127,20 +141,42 @@ class CallFlow:
         try:
             reason = await self._converse()
         except CallHungUp:
+            self._close_open_turn("caller hung up")
             reason = "caller_hangup"
         except asyncio.CancelledError:
             self.end_reason = "shutdown"
             self._log("ending: service stopping")
+            self._close_open_turn("service stopping")
             await self._end_politely()
             self._finish("shutdown")
             raise
         except Exception as e:
             self._log("failed: %s: %s", type(e).__name__, e, level=logging.ERROR)
             logger.debug("call=%s traceback", self.call_id, exc_info=True)
+            self._close_open_turn(f"{type(e).__name__}: {e}")
             reason = "error"
             await self._end_politely(self.fallback)
         self._finish(reason)
         return reason
+
+    def _close_open_turn(self, why: str) -> None:
+        """Log the turn in progress, cut short: the caller's words and the part of the answer played."""
+        turn, self._open = self._open, None
+        if turn is None:
+            return
+        reply = turn.reply
+        bot_text = " ".join(self.line.said) if reply is not None else ""
+        self._log("turn %d cut short (%s) after %d sentence(s) of the answer", self.turns, why,
+                  len(self.line.said) if reply is not None else 0)  # fmt: skip
+        errors = [turn.heard.error, reply.error if reply else None, f"cut short: {why}"]
+        self._add_turn(
+            turn.started_at,
+            turn.heard,
+            turn.text,
+            bot_text=bot_text,
+            llm_ms=reply.llm_ms if reply else None,
+            error="; ".join(e for e in errors if e),
+        )
 
     def _finish(self, reason: str) -> None:
         self.end_reason = reason
@@ -155,6 +191,7 @@ class CallFlow:
         try:
             async with asyncio.timeout(15):
                 if not self.line.hungup.is_set():
+                    await self.line.interrupt()  # else Asterisk plays the goodbye after what is playing
                     await self._say(text or self.prompts.goodbye or DEFAULT_GOODBYE)
                 await self.line.hangup()
         except (CallHungUp, TimeoutError):
@@ -188,7 +225,7 @@ class CallFlow:
                 self._log("heard nothing (%d/%d)%s", no_input, self.config.no_input_limit,
                           f" stt error: {heard.error}" if heard.error else "")  # fmt: skip
                 if heard.error:
-                    self._add_turn(started_at, heard, None, None)
+                    self._add_turn(started_at, heard, "")
                 if no_input >= self.config.no_input_limit:
                     reason = "no_input"
                     break
@@ -197,16 +234,21 @@ class CallFlow:
             no_input = 0
             self._log("caller said %r", text)
             if is_goodbye(text, self.config.goodbye_phrases):
-                self._add_turn(started_at, heard, text, None)
+                self._add_turn(started_at, heard, text)
                 reason = "goodbye"
                 break
+            self._open = _OpenTurn(started_at, heard, text)
             reply = await self._reply(text)
+            self._open.reply = reply
             said = await self.line.say(reply.text, fallback=self.fallback)
+            self._open = None
             if self.metrics is not None and said.tts_ms is not None:
                 self.metrics.observe_stage("tts", said.tts_ms / 1000)
             self.history += [Message("user", text), Message("assistant", reply.text)]
             error = "; ".join(e for e in (heard.error, reply.error, said.error) if e) or None
-            self._add_turn(started_at, heard, text, reply, tts_ms=said.tts_ms, error=error)
+            self._add_turn(
+                started_at, heard, text, bot_text=reply.text, llm_ms=reply.llm_ms, tts_ms=said.tts_ms, error=error
+            )
         await self._say(self.prompts.goodbye or DEFAULT_GOODBYE)
         await self.line.hangup()
         return reason
@@ -246,19 +288,20 @@ class CallFlow:
         self,
         started_at: float,
         heard: Heard,
-        text: str | None,
-        reply: Reply | None,
+        text: str,
         *,
+        bot_text: str = "",
+        llm_ms: float | None = None,
         tts_ms: float | None = None,
         error: str | None = None,
     ) -> None:
         turn = Turn(
             idx=self.turns,
             started_at=started_at,
-            caller_text=text or "",
-            bot_text=reply.text if reply else "",
+            caller_text=text,
+            bot_text=bot_text,
             stt_ms=heard.stt_ms,
-            llm_ms=reply.llm_ms if reply else None,
+            llm_ms=llm_ms,
             tts_ms=tts_ms,
             error=error if error is not None else heard.error,
         )
@@ -276,6 +319,11 @@ class CallFlow:
             await self.line.hangup()
         except CallHungUp:
             pass
+        except asyncio.CancelledError:
+            self._log("ending: service stopping")
+            await self._end_politely()
+            self._finish("shutdown")
+            raise
         except Exception as e:
             self._log("busy phrase failed: %s: %s", type(e).__name__, e, level=logging.WARNING)
             await self._end_politely()

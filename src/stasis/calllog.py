@@ -2,14 +2,21 @@
 
 SQLite in WAL mode, so the panel reads while the service writes.  One row per call, one per
 turn.  :class:`CallLogWriter` moves the writes onto a background thread: the call's audio path
-never waits for the disk.
+never waits for the disk.  ``stasis console`` writes its calls here too, marked ``console``.
 
-Schema (version 1)::
+Schema (version 2)::
 
     calls(id TEXT PRIMARY KEY, caller_number, caller_name, started_at REAL, answered_at REAL,
-          ended_at REAL, end_reason TEXT, prompts_sha256 TEXT, turn_count INTEGER)
+          ended_at REAL, end_reason TEXT, prompts_sha256 TEXT, turn_count INTEGER,
+          console INTEGER)                                            -- added in version 2
     turns(call_id → calls.id, idx, started_at REAL, caller_text, bot_text,
           stt_ms REAL, llm_ms REAL, tts_ms REAL, error TEXT, PRIMARY KEY (call_id, idx))
+
+Migrations: the tables are created as version 1 had them, and every column added since is declared
+once in :data:`ADDED_COLUMNS`; a writer opening the database adds the ones it lacks (``ALTER TABLE …
+ADD COLUMN``, in one ``BEGIN IMMEDIATE`` transaction, so two processes opening an old log at once do
+not race), whether the database is new or from an older version.  A reader never alters the
+database: a column an older database lacks reads as its default.
 """
 
 from __future__ import annotations
@@ -19,15 +26,24 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CallDetail", "CallLog", "CallLogWriter", "CallSummary", "Turn"]
+__all__ = [
+    "ADDED_COLUMNS",
+    "SCHEMA_VERSION",
+    "AddedColumn",
+    "CallDetail",
+    "CallLog",
+    "CallLogWriter",
+    "CallSummary",
+    "Turn",
+]
 
 logger = logging.getLogger("stasis.calllog")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     id             TEXT PRIMARY KEY,
@@ -57,6 +73,37 @@ CREATE TABLE IF NOT EXISTS turns (
 """
 
 
+@dataclass(frozen=True, slots=True)
+class AddedColumn:
+    """A column added to ``table`` after version 1: its SQL declaration, and how a value read
+    from SQLite becomes the Python value of the field of the same name."""
+
+    table: str
+    name: str
+    declaration: str
+    default: Any
+    decode: Callable[[Any], Any] = lambda value: value
+
+
+ADDED_COLUMNS: tuple[AddedColumn, ...] = (
+    AddedColumn("calls", "console", "INTEGER NOT NULL DEFAULT 0", False, bool),  # version 2
+)
+"""Every column added since version 1, oldest first.  To add one: append it here (and the field
+to :class:`CallSummary` or :class:`Turn`), and raise :data:`SCHEMA_VERSION`."""
+
+
+def _decode_row(table: str, row: sqlite3.Row, cls: type[Any]) -> dict[str, Any]:
+    """A row as the fields of the dataclass ``cls``: added columns decoded, or their default when the
+    database (opened read-only, not migrated yet) lacks them; columns ``cls`` does not know (added
+    by a newer version of the program) left out."""
+    names = {f.name for f in fields(cls)}
+    data = {key: value for key, value in dict(row).items() if key in names}
+    for column in ADDED_COLUMNS:
+        if column.table == table and column.name in names:
+            data[column.name] = column.decode(data[column.name]) if column.name in data else column.default
+    return data
+
+
 @dataclass(frozen=True)
 class Turn:
     """One exchange: what the caller said, what the bot answered, and how long each stage took."""
@@ -82,6 +129,8 @@ class CallSummary:
     end_reason: str | None
     prompts_sha256: str
     turn_count: int
+    console: bool = False
+    """Made in ``stasis console`` (a terminal, no Asterisk), not by a caller."""
 
     @property
     def duration(self) -> float | None:
@@ -119,8 +168,25 @@ class CallLog:
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._migrate(self._db)
         return self._db
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        """Add the :data:`ADDED_COLUMNS` the database lacks; then it is (at least) :data:`SCHEMA_VERSION`."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for column in ADDED_COLUMNS:
+                present = {r["name"] for r in db.execute(f"PRAGMA table_info({column.table})")}
+                if column.name not in present:
+                    db.execute(f"ALTER TABLE {column.table} ADD COLUMN {column.name} {column.declaration}")
+                    logger.info("call log %s: added column %s.%s", self.path, column.table, column.name)
+            # never lowered: a newer program's columns only add to ours (defaults fill them in)
+            db.execute(f"PRAGMA user_version = {max(version, SCHEMA_VERSION)}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
         if self._db is None:
@@ -137,11 +203,12 @@ class CallLog:
         started_at: float,
         prompts_sha256: str,
         answered_at: float | None = None,
+        console: bool = False,
     ) -> None:
         self._write(
-            "INSERT OR REPLACE INTO calls (id, caller_number, caller_name, started_at, answered_at, prompts_sha256)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (call_id, caller_number, caller_name, started_at, answered_at, prompts_sha256),
+            "INSERT OR REPLACE INTO calls (id, caller_number, caller_name, started_at, answered_at, prompts_sha256,"
+            " console) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (call_id, caller_number, caller_name, started_at, answered_at, prompts_sha256, int(console)),
         )
 
     def answer_call(self, call_id: str, answered_at: float) -> None:
@@ -206,7 +273,7 @@ class CallLog:
                 f"SELECT * FROM calls WHERE {clause} ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             ).fetchall()
-        return [CallSummary(**dict(r)) for r in rows], int(total)
+        return [CallSummary(**_decode_row("calls", r, CallSummary)) for r in rows], int(total)
 
     def get_call(self, call_id: str) -> CallDetail | None:
         db = self._open()
@@ -217,7 +284,9 @@ class CallLog:
             if row is None:
                 return None
             turns = db.execute("SELECT * FROM turns WHERE call_id = ? ORDER BY idx", (call_id,)).fetchall()
-        return CallDetail(**dict(row), turns=[Turn(**{k: t[k] for k in t.keys() if k != "call_id"}) for t in turns])
+        return CallDetail(
+            **_decode_row("calls", row, CallSummary), turns=[Turn(**_decode_row("turns", t, Turn)) for t in turns]
+        )
 
     def close(self) -> None:
         if self._db is not None:

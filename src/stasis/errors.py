@@ -14,7 +14,8 @@ Hierarchy::
     └── AriError             the Asterisk REST Interface refused or failed a request
         ├── AriAuthError     401: bad ARI_USER / ARI_PASSWORD (fatal, never retried)
         ├── ChannelGone      404 on a channel: the caller hung up (ends that call quietly)
-        └── AriUnavailable   Asterisk cannot be reached (connection refused, timeout)
+        ├── AriUnavailable   Asterisk cannot be reached (connection refused, timeout)
+        └── RecordingUnavailable  500 on record: Asterisk cannot write recordings (spool's recording/ missing)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "ChannelGone",
     "ConfigError",
     "LlmError",
+    "RecordingUnavailable",
     "SttError",
     "StasisError",
     "TtsError",
@@ -83,3 +85,16 @@ class ChannelGone(AriError):
 
 class AriUnavailable(AriError):
     """Asterisk could not be reached."""
+
+
+class RecordingUnavailable(AriError):
+    """500 on ``POST /channels/{id}/record``: Asterisk cannot create recordings, most often because
+    the ``recording/`` directory under its spool directory (``astspooldir``) does not exist."""
+
+    HINT = (
+        "Asterisk cannot record: make sure the recording/ directory exists in its spool directory"
+        " (astspooldir in asterisk.conf, usually /var/spool/asterisk/recording) and Asterisk can write it"
+    )
+
+    def __init__(self, method: str, path: str, status: int, message: str) -> None:
+        super().__init__(method, path, status, f"{message}. {self.HINT}")

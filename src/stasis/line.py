@@ -68,9 +68,14 @@ class Line(ABC):
     call_id: str
     caller_number: str = ""
     caller_name: str = ""
+    console: bool = False
+    """A call made in ``stasis console`` (marked so in the call log), not by a caller on Asterisk."""
 
     def __init__(self) -> None:
         self.hungup = asyncio.Event()
+        self.said: list[str] = []
+        """The sentences of the latest :meth:`say` the caller has begun to hear (a reply cut short
+        by a hangup or a shutdown is logged as far as it got)."""
 
     async def guard(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
         """Await ``awaitable`` unless the caller hangs up first (:class:`CallHungUp`) or time runs out."""
@@ -97,11 +102,17 @@ class Line(ABC):
 
     @abstractmethod
     async def say(self, text: str, *, fallback: str | None = None) -> Said:
-        """Speak ``text`` (sentence by sentence); on a TTS failure speak ``fallback`` instead."""
+        """Speak ``text`` (sentence by sentence); on a TTS failure speak ``fallback`` instead.
+        Starts :attr:`said` afresh and adds each sentence as it begins to play."""
 
     @abstractmethod
     async def listen(self) -> Heard:
         """The caller's next utterance."""
+
+    async def interrupt(self) -> None:
+        """Stop at once whatever the caller is hearing or being recorded for, so that what is said
+        next (the goodbye of a call cut short) starts without waiting for it.  Nothing by default."""
+        return None
 
     async def transfer(self) -> bool:
         """Hand the caller to an operator; False when no operator is configured."""

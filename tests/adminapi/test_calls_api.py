@@ -32,17 +32,22 @@ def test_list_filter_paginate_and_detail(served: Served) -> None:
                 Turn(0, at + 1, caller_text="Сколько стоит доставка?", bot_text="Доставка — 300 рублей.", llm_ms=12.5),
             )
             log.end_call(f"c{i}", ended_at=at + 30, end_reason="hangup")
+        log.start_call("console-1", caller_number="console", caller_name="console", started_at=day1 - 60,
+                       prompts_sha256="c" * 64, console=True)  # fmt: skip
     finally:
         log.close()
     with served.client() as c:
         body = c.get("/api/calls").json()
-        assert [x["id"] for x in body["items"]] == ["c2", "c1", "c0"] and body["total"] == 3
+        assert [x["id"] for x in body["items"]] == ["c2", "c1", "c0", "console-1"] and body["total"] == 4
         assert body["items"][0]["duration"] == 30
+        assert [x["console"] for x in body["items"]] == [False, False, False, True]
+        assert c.get("/api/calls/console-1").json()["console"] is True
         assert [x["id"] for x in c.get("/api/calls", params={"caller": "Иван"}).json()["items"]] == ["c2", "c0"]
         assert [x["id"] for x in c.get("/api/calls", params={"since": "2026-03-02"}).json()["items"]] == ["c2", "c1"]
-        assert [x["id"] for x in c.get("/api/calls", params={"until": "2026-03-01"}).json()["items"]] == ["c0"]
+        until = c.get("/api/calls", params={"until": "2026-03-01"}).json()
+        assert [x["id"] for x in until["items"]] == ["c0", "console-1"]
         page = c.get("/api/calls", params={"limit": 1, "offset": 1}).json()
-        assert [x["id"] for x in page["items"]] == ["c1"] and page["total"] == 3
+        assert [x["id"] for x in page["items"]] == ["c1"] and page["total"] == 4
         detail = c.get("/api/calls/c1").json()
         assert detail["prompts_sha256"] == "1" * 64 and detail["end_reason"] == "hangup"
         assert detail["turns"][0]["caller_text"] == "Сколько стоит доставка?"

@@ -168,6 +168,9 @@ def test_watch_refuses_an_interval_below_the_minimum(prompts_file: Path, value: 
     result = run_cli("watch", prompts_file, "--mode", "poll", "--interval-ms", value, timeout=10)
     assert result.returncode == 2
     assert f"--interval-ms: {value} is below the minimum of 10 ms" in result.stderr
+    same = run_cli("watch", prompts_file, env={**os.environ, "PROMPTS_RELOAD_INTERVAL_MS": value}, timeout=10)
+    assert same.returncode == 1
+    assert f"PROMPTS_RELOAD_INTERVAL_MS: {value} is below the minimum of 10 ms" in same.stderr
 
 
 def test_write_needs_a_source(prompts_file: Path) -> None:

@@ -95,3 +95,10 @@ def test_terminal_lines_have_no_prefix(
     [line] = stream_file.read().splitlines()
     assert not line.startswith("<")
     assert line.endswith("WARNING promptwatch: prompts file is missing")
+
+
+def test_terminal_lines_name_the_service(root_logger: logging.Logger) -> None:
+    stream = io.StringIO()
+    setup_logging("INFO", stream=stream, service="metrotech-bot")
+    logging.getLogger("promptwatch").info("prompts reloaded sha=%s", "ab12cd34")
+    assert " INFO    metrotech-bot promptwatch: prompts reloaded sha=ab12cd34" in stream.getvalue()

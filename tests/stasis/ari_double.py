@@ -1,18 +1,31 @@
 """A test double of Asterisk 22's ARI: REST + events WebSocket on loopback, scripted like a caller.
 
-Built to ``asterisk-22-call-transcript.jsonl`` and its README:
+Built to ``tests/stasis/data/asterisk-22-call-transcript.jsonl`` and its README (same directory):
 
 - events race ahead of REST answers: ChannelStateChange before the answer's 204, PlaybackStarted
   before the play's 201, ChannelHangupRequest before the hangup's 204;
 - channels arrive unanswered (``Ring``) unless placed ``Up``, by :meth:`AriDouble.place_call` or by
   ``POST /ari/channels`` (a Local channel into the dialplan: StasisStart of its ``;2`` leg before the 200);
+- what the application asks of a channel (answer, play, record, continue) runs on the channel's control
+  queue, one command at a time (:mod:`tests.stasis.ari_control`): a play while another plays answers
+  201 ``queued`` and starts (PlaybackStarted) when the first finishes; ``DELETE /ari/playbacks/{id}``
+  ends a playing one with PlaybackFinished ``done`` and the next starts; one deleted while queued
+  never starts and is reported ``done`` when its turn comes;
 - a sound that does not exist (or a ``.wav`` that is not 8 kHz mono 16-bit, a ``.wav16`` that is
   not 16 kHz) plays as PlaybackStarted + PlaybackFinished ``failed``, after a 201;
 - ``tone:…`` plays until ``DELETE /ari/playbacks/{id}``;
-- recordings: 201 ``queued`` → RecordingStarted → RecordingFinished (``duration`` in seconds; silence
-  gives ``duration: 0`` and a 44-byte WAV); ``GET …/stored/{name}/file``, ``DELETE …/stored/{name}``;
+- recordings: 201 ``queued`` → (an unanswered channel is answered first: ChannelStateChange) →
+  RecordingStarted → RecordingFinished (``duration`` in seconds; silence
+  gives ``duration: 0`` and a 44-byte WAV); ``DELETE /ari/recordings/live/{name}`` cancels one (nothing
+  stored), ``POST …/live/{name}/stop`` ends it early; ``GET …/stored/{name}/file``,
+  ``DELETE …/stored/{name}``; with ``recording_dir=False`` (the spool has no ``recording/``) the record
+  request answers 500, as Asterisk does;
+- the application hangs up (``DELETE /ari/channels/{id}``): ChannelHangupRequest (``cause`` 32, soft),
+  whatever ran on the channel finishes, then StasisEnd and no ChannelDestroyed; the caller hangs up:
+  ChannelHangupRequest, StasisEnd, ChannelDestroyed;
 - 404 ``{"message":"Channel not found"}`` on gone channels; 401 on bad credentials (REST, and the
-  WebSocket upgrade refused with HTTP 401); sockets can be dropped and the server restarted.
+  WebSocket upgrade refused with HTTP 401); sockets can be dropped and the server restarted (every
+  channel is gone then, as after ``core restart now``).
 
 What a recording "hears" is scripted with :meth:`AriDouble.hear`; the text travels inside the WAV
 (a RIFF ``utt `` chunk), where :mod:`tests.stasis.fake_openai`'s transcription endpoint finds it.
@@ -45,10 +58,16 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from stasis.audio import silence_wav
 
+from .ari_control import Command, Control, LiveRecording, PlayRecord, first
 from .servers import ServerThread
+
+__all__ = ["ASTERISK_ID", "AriDouble", "FakeChannel", "LiveRecording", "PlayRecord", "wait_for"]
 
 ASTERISK_ID = "02:fc:00:00:00:01"
 BUILTIN_SOUNDS = {"hello-world": 1.5, "an-error-has-occurred": 1.2, "beep": 0.3, "vm-goodbye": 0.8}
+APP_HANGUP_CAUSE = 32
+"""The ``cause`` of the ChannelHangupRequest an application's own hangup produces, whatever its
+``reason_code`` (recorded: ``DELETE …?reason_code=16`` → cause 32 on the Local channel's leg)."""
 
 
 def timestamp() -> str:
@@ -56,12 +75,8 @@ def timestamp() -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}+0000"
 
 
-@dataclass
-class PlayRecord:
-    id: str
-    media: str
-    state: str = "playing"  # final: done / failed
-    stopped: bool = False
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"message": message}, status)
 
 
 @dataclass
@@ -78,8 +93,9 @@ class FakeChannel:
     played: list[PlayRecord] = field(default_factory=list)
     heard: deque[str] = field(default_factory=deque)
     recordings: int = 0
-    recording: Recording | None = None
+    recording: LiveRecording | None = None
     answered: int = 0
+    control: Control | None = field(default=None, repr=False)
 
     def json(self) -> dict[str, Any]:
         return {
@@ -101,17 +117,6 @@ class FakeChannel:
 
 
 @dataclass
-class Recording:
-    name: str
-    channel: FakeChannel
-    max_duration: float
-    max_silence: float
-    terminate_on: str
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    terminated: bool = False
-
-
-@dataclass
 class _Client:
     websocket: WebSocket
     app: str
@@ -129,6 +134,7 @@ class AriDouble:
         time_scale: float = 0.01,
         silence_timeout: float = 5.0,
         speech_seconds: float = 1.0,
+        recording_dir: bool = True,
         port: int = 0,
     ) -> None:
         self.user = user
@@ -136,6 +142,10 @@ class AriDouble:
         self.time_scale = time_scale
         self.silence_timeout = silence_timeout
         self.speech_seconds = speech_seconds
+        self.recording_dir = recording_dir
+        """Whether ``recording/`` exists in Asterisk's spool directory (without it ``record`` answers 500)."""
+        self.answer_delay = 0.0
+        """Seconds each REST answer is held back after the request took effect (a loaded Asterisk)."""
         self.channels: dict[str, FakeChannel] = {}
         self.stored: dict[str, bytes] = {}
         self.requests: list[tuple[str, str, dict[str, str], int]] = []
@@ -150,7 +160,8 @@ class AriDouble:
         self._clients: list[_Client] = []
         self._ids = itertools.count(1)
         self._epoch = int(time.time())
-        self._playbacks: dict[str, tuple[FakeChannel, PlayRecord, asyncio.Event]] = {}
+        self._playbacks: dict[str, tuple[FakeChannel, PlayRecord]] = {}
+        self._live: dict[str, LiveRecording] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         app = Starlette(
             routes=[
@@ -159,7 +170,7 @@ class AriDouble:
             ]
         )
         self.server = ServerThread(app, port=port)
-        self.server.before_stop = self._close_clients
+        self.server.before_stop = self._before_stop
 
     # -- lifecycle
 
@@ -175,7 +186,7 @@ class AriDouble:
         self.server.stop()
 
     def restart(self) -> None:
-        """Asterisk restarts: every socket drops, then the same port answers again."""
+        """Asterisk restarts: every socket drops and every channel is gone, then the same port answers again."""
         self.server.stop()
         self.server.start()
 
@@ -188,6 +199,27 @@ class AriDouble:
     @property
     def connected_clients(self) -> int:
         return len(self._clients)
+
+    @property
+    def busy(self) -> bool:
+        """Something is still under way: a hangup, or a command running or queued on a channel."""
+        controls = [c.control for c in list(self.channels.values()) if c.control is not None]
+        return bool(self._tasks) or any(not c.idle and not c.task.done() for c in controls)
+
+    async def _before_stop(self) -> None:
+        """Asterisk goes away: sockets close, channels and what runs on them vanish without events."""
+        await self._close_clients()
+        for channel in self.channels.values():
+            channel.gone = True
+            if channel.control is not None:
+                channel.control.cancel()
+        tasks = [c.control.task for c in self.channels.values() if c.control is not None] + list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        self._playbacks.clear()
+        self._live.clear()
 
     # -- the caller's side (thread-safe: each runs in the double's loop)
 
@@ -217,6 +249,10 @@ class AriDouble:
 
     def requests_to(self, method: str, suffix: str) -> list[tuple[str, str, dict[str, str], int]]:
         return [r for r in list(self.requests) if r[0] == method and r[1].endswith(suffix)]
+
+    def playback(self, playback_id: str) -> PlayRecord:
+        """A playback by id, on any channel."""
+        return next(p for ch in list(self.channels.values()) for p in list(ch.played) if p.id == playback_id)
 
     # -- internals: events
 
@@ -292,13 +328,17 @@ class AriDouble:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # -- internals: the caller
+    # -- internals: channels entering and leaving Stasis
+
+    async def _enter_stasis(self, channel: FakeChannel) -> None:
+        self.channels[channel.id] = channel
+        channel.control = Control(channel.id)
+        await self._emit("StasisStart", args=[], channel=channel.json())
 
     async def _place_call(self, number: str, name: str, state: str) -> str:
         n = next(self._ids)
         channel = FakeChannel(f"{self._epoch}.{n}", f"Local/s@stasis-in-{n:08x};2", state, number, name)
-        self.channels[channel.id] = channel
-        await self._emit("StasisStart", args=[], channel=channel.json())
+        await self._enter_stasis(channel)
         return channel.id
 
     async def _hear(self, channel_id: str, texts: tuple[str, ...]) -> None:
@@ -313,23 +353,25 @@ class AriDouble:
             await self._emit("ChannelDtmfReceived", digit=digit, duration_ms=100, channel=channel.json())
             rec = channel.recording
             if rec is not None and (rec.terminate_on == "any" or digit in rec.terminate_on):
-                rec.terminated = True
-                rec.wake.set()
+                rec.end()
 
     async def _hangup(self, channel: FakeChannel, *, cause: int, by: str) -> None:
+        """ChannelHangupRequest; the command running on the channel ends (its final event goes out);
+        StasisEnd.  The app's own hangup is not followed by ChannelDestroyed (as recorded); the
+        caller's is."""
         if channel.gone:
             return
         channel.gone = True
         channel.hung_up_by = by
-        await self._emit("ChannelHangupRequest", cause=cause, soft=by == "app", channel=channel.json())
-        for ch, _record, stop in list(self._playbacks.values()):
-            if ch is channel:
-                stop.set()
-        if channel.recording is not None:
-            channel.recording.wake.set()
-        await asyncio.sleep(0)
+        if by == "app":
+            await self._emit("ChannelHangupRequest", cause=APP_HANGUP_CAUSE, soft=True, channel=channel.json())
+        else:
+            await self._emit("ChannelHangupRequest", cause=cause, soft=False, channel=channel.json())
+        if channel.control is not None:
+            await channel.control.close()
         await self._emit("StasisEnd", channel=channel.json())
-        await self._emit("ChannelDestroyed", cause=cause, cause_txt="Normal Clearing", channel=channel.json())
+        if by != "app":
+            await self._emit("ChannelDestroyed", cause=cause, cause_txt="Normal Clearing", channel=channel.json())
 
     # -- internals: REST
 
@@ -347,10 +389,12 @@ class AriDouble:
         path = "/" + request.path_params["path"]
         query = dict(request.query_params)
         if not self._authorized(request.headers.get("authorization"), query.get("api_key")):
-            response: Response = JSONResponse({"message": "Authentication required"}, 401)
+            response: Response = _error(401, "Authentication required")
         else:
             response = await self._route(request.method, path, query)
         self.requests.append((request.method, path, query, response.status_code))
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
         return response
 
     def _channel(self, channel_id: str) -> FakeChannel | None:
@@ -359,56 +403,81 @@ class AriDouble:
 
     async def _route(self, method: str, path: str, query: dict[str, str]) -> Response:
         parts = path.strip("/").split("/")
-        not_found = JSONResponse({"message": "Channel not found"}, 404)
         if parts == ["asterisk", "info"] and method == "GET":
             return JSONResponse({"system": {"version": "22.10.1", "entity_id": ASTERISK_ID}})
         if parts == ["channels"] and method == "POST":
             return await self._originate(query)
-        if parts[0] == "channels" and len(parts) >= 2 and parts[1] in self.broken:
-            return JSONResponse({"message": "Internal Server Error"}, 500)
         if parts[0] == "channels" and len(parts) >= 2:
+            if parts[1] in self.broken:
+                return _error(500, "Internal Server Error")
             channel = self._channel(parts[1])
             if channel is None:
-                return not_found
-            action = parts[2] if len(parts) > 2 else ""
-            if method == "POST" and action == "answer":
-                channel.answered += 1
-                if channel.state != "Up":
-                    channel.state = "Up"
-                    await self._emit("ChannelStateChange", channel=channel.json())
-                return Response(status_code=204)
-            if method == "DELETE" and action == "":
-                cause = int(query.get("reason_code", "16"))
-                self._spawn(self._hangup(channel, cause=cause, by="app"))
-                await asyncio.sleep(0)  # ChannelHangupRequest goes out before the 204, as in the transcript
-                return Response(status_code=204)
-            if method == "POST" and action == "play":
-                return await self._play(channel, query)
-            if method == "POST" and action == "record":
-                return await self._record(channel, query)
-            if method == "POST" and action == "continue":
-                channel.continued_to = (query.get("context", ""), query.get("extension", ""), query.get("priority", ""))
-                channel.gone = True
-                self._spawn(self._emit("StasisEnd", channel=channel.json()))
-                return Response(status_code=204)
-            return JSONResponse({"message": "Invalid method"}, 405)
+                return _error(404, "Channel not found")
+            return await self._channel_request(method, channel, parts[2] if len(parts) > 2 else "", query)
         if parts[0] == "playbacks" and len(parts) == 2 and method == "DELETE":
-            entry = self._playbacks.get(parts[1])
-            if entry is None:
-                return JSONResponse({"message": "Playback not found"}, 404)
-            entry[1].stopped = True
-            entry[2].set()
-            return Response(status_code=204)
+            return self._stop_playback(parts[1])
+        if parts[:2] == ["recordings", "live"] and len(parts) >= 3:
+            return self._live_recording(method, parts[2], parts[3:])
         if parts[:2] == ["recordings", "stored"] and len(parts) >= 3:
             name = parts[2]
             if name not in self.stored:
-                return JSONResponse({"message": "Recording not found"}, 404)
+                return _error(404, "Recording not found")
             if method == "GET" and parts[3:] == ["file"]:
                 return Response(self.stored[name], media_type="audio/wav")
             if method == "DELETE" and len(parts) == 3:
                 del self.stored[name]
                 return Response(status_code=204)
-        return JSONResponse({"message": "Not found"}, 404)
+        return _error(404, "Not found")
+
+    async def _channel_request(self, method: str, channel: FakeChannel, action: str, query: dict[str, str]) -> Response:
+        if method == "DELETE" and action == "":
+            # not a command: a soft hangup interrupts whatever runs on the channel
+            self._spawn(self._hangup(channel, cause=int(query.get("reason_code", "16")), by="app"))
+            await asyncio.sleep(0)  # ChannelHangupRequest goes out before the 204, as in the transcript
+            return Response(status_code=204)
+        if method == "POST" and action == "answer":
+            return await self._answer(channel)
+        if method == "POST" and action == "play":
+            return await self._play(channel, query)
+        if method == "POST" and action == "record":
+            return self._record(channel, query)
+        if method == "POST" and action == "continue":
+            return self._continue(channel, query)
+        return _error(405, "Invalid method")
+
+    def _submit(self, channel: FakeChannel, command: Command) -> None:
+        assert channel.control is not None
+        channel.control.submit(command)
+
+    async def _answer(self, channel: FakeChannel) -> Response:
+        """A command Asterisk waits for (``stasis_app_send_command``): the 204 comes once it ran."""
+
+        async def run() -> None:
+            channel.answered += 1
+            if channel.state != "Up":
+                channel.state = "Up"
+                await self._emit("ChannelStateChange", channel=channel.json())
+
+        command = Command("answer", run)
+        self._submit(channel, command)
+        await command.done.wait()
+        if not command.ran:
+            return _error(500, "Failed to answer channel")
+        return Response(status_code=204)
+
+    def _continue(self, channel: FakeChannel, query: dict[str, str]) -> Response:
+        """Queued like the rest; the 204 comes at once, StasisEnd when its turn comes."""
+        target = (query.get("context", ""), query.get("extension", ""), query.get("priority", ""))
+
+        async def run() -> None:
+            channel.continued_to = target
+            channel.gone = True
+            assert channel.control is not None
+            await channel.control.close()
+            await self._emit("StasisEnd", channel=channel.json())
+
+        self._submit(channel, Command("continue", run))
+        return Response(status_code=204)
 
     async def _originate(self, query: dict[str, str]) -> Response:
         """``POST /ari/channels``: a Local channel into the dialplan. The ``;2`` leg runs ``Stasis()``
@@ -416,9 +485,9 @@ class AriDouble:
         as recorded, is modelled: no other endpoint technology, no ``app=``."""
         endpoint = query.get("endpoint", "")
         if not endpoint:
-            return JSONResponse({"message": "Endpoint must be specified"}, 400)
+            return _error(400, "Endpoint must be specified")
         if not endpoint.startswith("Local/") or "@" not in endpoint or "app" in query:
-            return JSONResponse({"message": "the double originates Local/exten@context only"}, 400)
+            return _error(400, "the double originates Local/exten@context only")
         match = re.fullmatch(r'\s*"?([^"<]*?)"?\s*<([^>]*)>\s*', query.get("callerId", ""))
         name, number = match.groups() if match else ("", query.get("callerId", ""))
         n = next(self._ids)
@@ -427,9 +496,10 @@ class AriDouble:
         body = {**far.json(), "dialplan": {"context": context, "exten": exten, "priority": 1}}
         body["dialplan"].update(app_name="AppDial2", app_data="(Outgoing Line)")
         near = FakeChannel(f"{self._epoch}.{next(self._ids)}", f"{endpoint}-{n:08x};2", "Ring", number, name)
-        self.channels[near.id] = near
-        await self._emit("StasisStart", args=[], channel=near.json())  # before the 200, as in the transcript
+        await self._enter_stasis(near)  # StasisStart before the 200, as in the transcript
         return JSONResponse(body)
+
+    # -- internals: playbacks
 
     def _media_duration(self, media: str) -> float | None:
         """Seconds of audio, ``inf`` for a tone, None when Asterisk could not play it."""
@@ -456,94 +526,165 @@ class AriDouble:
         self.marks.append((time.monotonic(), "play", channel.id))
         media = query.get("media", "")
         pid = query.get("playbackId") or f"pb-{next(self._ids)}"
-        record = PlayRecord(pid, media)
+        record = PlayRecord(pid, media, self._media_duration(media))
         channel.played.append(record)
+        self._playbacks[pid] = (channel, record)
         body = {"id": pid, "media_uri": media, "target_uri": f"channel:{channel.id}", "language": "ru"}
-        duration = self._media_duration(media)
-        if duration is None:
-            record.state = "failed"
-            self._spawn(self._fail_playback(body))
-            return JSONResponse({**body, "state": "queued"}, 201)
-        stop = asyncio.Event()
-        self._playbacks[pid] = (channel, record, stop)
-        await self._emit("PlaybackStarted", playback={**body, "state": "playing"})
-        self._spawn(self._run_playback(channel, record, body, duration, stop))
-        return JSONResponse({**body, "state": "playing"}, 201)
+        assert channel.control is not None
+        starts_now = channel.control.idle and record.seconds is not None
+        command = Command(
+            "play",
+            lambda: self._run_playback(channel, record, body),
+            interrupt=record.stop.set,
+            drop=lambda: self._forget_playback(pid),
+        )
+        self._submit(channel, command)
+        if starts_now:  # PlaybackStarted before the 201, as in the transcript
+            await first(record.started, command.done, timeout=5)
+        return JSONResponse({**body, "state": "playing" if record.state == "playing" else "queued"}, 201)
 
-    async def _fail_playback(self, body: dict[str, Any]) -> None:
-        await self._emit("PlaybackStarted", playback={**body, "state": "playing"})
-        await self._emit("PlaybackFinished", playback={**body, "state": "failed"})
+    async def _run_playback(self, channel: FakeChannel, record: PlayRecord, body: dict[str, Any]) -> None:
+        try:
+            if record.canceled:  # stopped while queued: reported done, never started
+                await self._finish_playback(record, body, "done")
+                return
+            record.state = "playing"
+            record.started_at = time.monotonic()
+            await self._emit("PlaybackStarted", playback={**body, "state": "playing"})
+            record.started.set()
+            if record.seconds is None:
+                await self._finish_playback(record, body, "failed")
+                return
+            timeout = None if record.seconds == float("inf") else record.seconds * self.time_scale
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await record.stop.wait()
+            await self._finish_playback(record, body, "done")
+        finally:
+            self._forget_playback(record.id)
 
-    async def _run_playback(
-        self, channel: FakeChannel, record: PlayRecord, body: dict[str, Any], duration: float, stop: asyncio.Event
-    ) -> None:
-        timeout = None if duration == float("inf") else duration * self.time_scale
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await stop.wait()
-        self._playbacks.pop(record.id, None)
-        record.state = "done"
-        await self._emit("PlaybackFinished", playback={**body, "state": "done"})
+    async def _finish_playback(self, record: PlayRecord, body: dict[str, Any], state: str) -> None:
+        record.state = state
+        record.finished_at = time.monotonic()
+        await self._emit("PlaybackFinished", playback={**body, "state": state})
 
-    async def _record(self, channel: FakeChannel, query: dict[str, str]) -> Response:
+    def _forget_playback(self, playback_id: str) -> None:
+        self._playbacks.pop(playback_id, None)
+
+    def _stop_playback(self, playback_id: str) -> Response:
+        entry = self._playbacks.get(playback_id)
+        if entry is None:
+            return _error(404, "Playback not found")
+        record = entry[1]
+        if record.state == "queued":
+            record.canceled = True
+        elif record.state == "playing":
+            record.stopped = True
+            record.stop.set()
+        return Response(status_code=204)
+
+    # -- internals: recordings
+
+    def _record(self, channel: FakeChannel, query: dict[str, str]) -> Response:
         name = query.get("name", "")
         if not name:
-            return JSONResponse({"message": "Recording name is required"}, 400)
-        rec = Recording(
+            return _error(400, "Recording name is required")
+        if not self.recording_dir:
+            # Asterisk cannot create the recording under astspooldir/recording/ (ENOENT): it logs
+            # "Unrecognized recording error: No such file or directory" and answers 500
+            return _error(500, "Internal Server Error")
+        if name in self._live:
+            return _error(409, f"Recording '{name}' already exists and can not be overwritten")
+        rec = LiveRecording(
             name,
-            channel,
+            channel.id,
+            query.get("format", "wav"),
             float(query.get("maxDurationSeconds", "0") or 0),
             float(query.get("maxSilenceSeconds", "0") or 0),
             query.get("terminateOn", "none"),
         )
+        self._live[name] = rec
         channel.recordings += 1
-        channel.recording = rec
-        body = {"name": name, "format": query.get("format", "wav"), "target_uri": f"channel:{channel.id}"}
-        self._spawn(self._run_recording(rec, body))
+        body = {"name": name, "format": rec.format, "target_uri": f"channel:{channel.id}"}
+        command = Command(
+            "record",
+            lambda: self._run_recording(channel, rec, body),
+            interrupt=rec.wake.set,
+            drop=lambda: self._forget_recording(name),
+        )
+        self._submit(channel, command)
         return JSONResponse({**body, "state": "queued"}, 201)
 
-    async def _run_recording(self, rec: Recording, body: dict[str, Any]) -> None:
-        channel = rec.channel
-        await asyncio.sleep(0)
-        await self._emit("RecordingStarted", recording={**body, "state": "recording"})
-        text: str | None = None
+    def _forget_recording(self, name: str) -> None:
+        self._live.pop(name, None)
+
+    def _live_recording(self, method: str, name: str, rest: list[str]) -> Response:
+        rec = self._live.get(name)
+        if rec is None:
+            return _error(404, "Recording not found")
+        if method == "DELETE" and not rest:
+            rec.end(cancel=True)
+            return Response(status_code=204)
+        if method == "POST" and rest == ["stop"]:
+            rec.end()
+            return Response(status_code=204)
+        return _error(404, "Not found")
+
+    async def _run_recording(self, channel: FakeChannel, rec: LiveRecording, body: dict[str, Any]) -> None:
+        try:
+            if channel.state != "Up":  # record_file answers the channel first (ast_auto_answer)
+                channel.state = "Up"
+                await self._emit("ChannelStateChange", channel=channel.json())
+            channel.recording = rec
+            rec.state = "recording"
+            await self._emit("RecordingStarted", recording={**body, "state": "recording"})
+            text = await self._listen(channel, rec)
+            if text and text.startswith("dtmf:"):
+                await self._press(channel.id, text[len("dtmf:") :])  # the caller keys instead of speaking
+                text = None
+            seconds = min(self.speech_seconds, rec.max_duration or self.speech_seconds)
+            if text and not rec.terminated and not channel.gone:
+                rec.wake.clear()
+                await first(rec.wake, timeout=seconds * self.time_scale)  # speaking, unless cut short
+            if text and not rec.canceled:
+                wav = silence_wav(seconds, extra_chunk=(b"utt ", text.encode()))
+                duration = max(1, round(seconds))
+            else:
+                wav = silence_wav(0)
+                duration = 0
+            channel.recording = None
+            if not rec.canceled:  # a canceled recording's file is deleted
+                self.stored[rec.name] = wav
+            if (text or rec.terminated) and not rec.canceled:
+                self.marks.append((time.monotonic(), "heard", channel.id))
+            rec.state = "done"
+            await self._emit(
+                "RecordingFinished",
+                recording={
+                    **body,
+                    "state": "done",
+                    "duration": duration,
+                    "talking_duration": duration,
+                    "silence_duration": 0,
+                },
+            )
+        finally:
+            channel.recording = None
+            self._forget_recording(rec.name)
+
+    async def _listen(self, channel: FakeChannel, rec: LiveRecording) -> str | None:
+        """The caller's next scripted utterance, or None when the recording ends first (silence
+        timeout, a terminating key, stop/cancel, hangup)."""
         deadline = time.monotonic() + self.silence_timeout
         while not channel.gone and not rec.terminated:
             if channel.heard:
-                text = channel.heard.popleft()
-                break
+                return channel.heard.popleft()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                break
+                return None
             rec.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(remaining):
-                    await rec.wake.wait()
-        if text and text.startswith("dtmf:"):
-            await self._press(channel.id, text[len("dtmf:") :])  # the caller keys instead of speaking
-            text = None
-        if text:
-            seconds = min(self.speech_seconds, rec.max_duration or self.speech_seconds)
-            await asyncio.sleep(seconds * self.time_scale)
-            wav = silence_wav(seconds, extra_chunk=(b"utt ", text.encode()))
-            duration = max(1, round(seconds))
-        else:
-            wav = silence_wav(0)
-            duration = 0
-        channel.recording = None
-        self.stored[rec.name] = wav
-        if text or rec.terminated:
-            self.marks.append((time.monotonic(), "heard", channel.id))
-        await self._emit(
-            "RecordingFinished",
-            recording={
-                **body,
-                "state": "done",
-                "duration": duration,
-                "talking_duration": duration,
-                "silence_duration": 0,
-            },
-        )
+            await first(rec.wake, timeout=remaining)
+        return None
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, message: str = "") -> Any:

@@ -17,9 +17,17 @@ from tests.util import wait_until
 from .ari_double import AriDouble
 from .fake_openai import FakeOpenAi
 
-needs_espeak = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (Debian espeak-ng)"
-)
+
+@pytest.fixture
+def espeak() -> str:
+    """The real espeak-ng: `make test` installs it, so a missing one fails the test (a skip would hide it)."""
+    path = shutil.which("espeak-ng")
+    if path is None:
+        pytest.fail("espeak-ng is not installed: `make test` installs it as root (apt-get install espeak-ng)")
+    return path
+
+
+needs_espeak = pytest.mark.usefixtures("espeak")
 
 
 @pytest.fixture

@@ -165,6 +165,9 @@ def test_ready_status_watchdog_reload_and_stop(
         assert notify_socket.lifecycle() == ["READY=1", reloading, "READY=1", "STOPPING=1"]
         assert ari.channels[ch].hung_up_by == "app"
         assert len(ari.channels[ch].played) >= 2  # greeting, goodbye
+        # the recording in progress was canceled first, else Asterisk plays the goodbye only after it
+        assert [r[3] for r in ari.requests if r[0] == "DELETE" and r[1].startswith("/recordings/live/")] == [204]
+        assert ari.channels[ch].played[-1].state == "done" and not ari.channels[ch].played[-1].stopped
         log = CallLog(tmp_path / "calls.sqlite3", readonly=True)
         try:
             detail = log.get_call(ch)
@@ -197,7 +200,7 @@ def test_bad_settings_are_a_clear_error(tmp_path: Path, config_dir: Path, openai
 def test_console_scripted_through_stdin(tmp_path: Path, config_dir: Path, openai: FakeOpenAi) -> None:
     prompts = orjson.loads((config_dir / "prompts.json").read_bytes())
     env = service_env(tmp_path, config_dir, "http://127.0.0.1:1", openai)
-    script = "Сколько стоит доставка?\n/new\nКогда работает офис?\nдо свидания\nэто уже не услышат\n"
+    script = "Сколько стоит доставка?\n/new\nКогда работает офис?\nдо свидания\nА какие тарифы?\n"
     proc = spawn(["console"], env, tmp_path, stdin=subprocess.PIPE)
     out, err = proc.communicate(script, timeout=30)
     assert proc.returncode == 0, err
@@ -214,9 +217,95 @@ def test_console_scripted_through_stdin(tmp_path: Path, config_dir: Path, openai
         lines[7],
         "вы: до свидания",
         f"бот: {prompts['goodbye']}",
+        # the goodbye ended the call, not the console: the next line starts call 3
+        f"— звонок 3 (промпты {sha})",
+        f"бот: {prompts['greeting']}",
+        "вы: А какие тарифы?",
+        lines[13],
     ]
     assert lines[3].startswith("бот: Доставка оборудования по Москве")
     assert lines[7].startswith("бот: Офис работает с понедельника по пятницу")
+    assert lines[13].startswith("бот: ") and len(lines[13]) > len("бот: ")
+
+
+def test_console_goes_on_after_goodbyes_and_max_turns_and_logs_every_call(
+    tmp_path: Path, config_dir: Path, openai: FakeOpenAi
+) -> None:
+    env = service_env(tmp_path, config_dir, "http://127.0.0.1:1", openai, MAX_TURNS="2")
+    script = "Сколько стоит доставка?\nдо свидания\nКогда работает офис?\nпока\nТарифы\nАдрес\nСпасибо\n"
+    proc = spawn(["console"], env, tmp_path, stdin=subprocess.PIPE)
+    out, err = proc.communicate(script, timeout=30)
+    assert proc.returncode == 0, err
+    assert [line for line in out.splitlines() if line.startswith("— звонок")] == [
+        f"— звонок {n} (промпты {sha256_hex((config_dir / 'prompts.json').read_bytes())[:8]})" for n in (1, 2, 3, 4)
+    ]
+    # every line was heard, by the call it started or continued
+    heard = [line.removeprefix("вы: ") for line in out.splitlines() if line.startswith("вы: ")]
+    assert heard == script.splitlines()
+
+    log = CallLog(tmp_path / "calls.sqlite3", readonly=True)
+    try:
+        calls, total = log.list_calls()
+        calls.reverse()  # oldest first
+        assert total == 4
+        assert [c.end_reason for c in calls] == ["goodbye", "goodbye", "max_turns", "caller_hangup"]
+        assert all(c.console and c.caller_number == "console" and c.answered_at for c in calls)
+        assert len({c.id for c in calls}) == 4 and all(c.id.startswith("console-") for c in calls)
+        turns = []
+        for call in calls:
+            detail = log.get_call(call.id)
+            assert detail is not None and detail.turn_count == len(detail.turns)
+            turns.append([t.caller_text for t in detail.turns])
+    finally:
+        log.close()
+    assert turns == [
+        ["Сколько стоит доставка?", "до свидания"],
+        ["Когда работает офис?", "пока"],
+        ["Тарифы", "Адрес"],
+        ["Спасибо"],
+    ]
+
+
+@pytest.mark.parametrize("ending", ["/quit\n", "\x04"], ids=["quit", "ctrl-d"])
+def test_console_on_a_terminal_goes_on_after_a_goodbye_until_quit_or_ctrl_d(
+    tmp_path: Path, config_dir: Path, openai: FakeOpenAi, ending: str
+) -> None:
+    env = service_env(tmp_path, config_dir, "http://127.0.0.1:1", openai)
+    master, slave = os.openpty()
+    try:
+        proc = spawn(["console"], env, tmp_path, stdin=slave)
+        os.close(slave)
+        slave = -1
+        # typed ahead: the terminal's line discipline hands the console one line at a time
+        os.write(master, ("до свидания\nСколько стоит доставка?\nпока\n" + ending).encode())
+        out, err = proc.communicate(timeout=30)
+    finally:
+        os.close(master)
+        if slave != -1:
+            os.close(slave)
+    assert proc.returncode == 0, err
+    assert "— звонок 1 завершён (goodbye); новая фраза начнёт звонок, /quit — выход" in out
+    assert "— звонок 2 завершён (goodbye)" in out
+    assert "— звонок 3 " not in out  # /quit or Ctrl-D ended the console, not a new call
+    log = CallLog(tmp_path / "calls.sqlite3", readonly=True)
+    try:
+        assert [c.end_reason for c in log.list_calls()[0]] == ["goodbye", "goodbye"]
+    finally:
+        log.close()
+
+
+def test_console_without_a_writable_call_log_says_so_and_runs(
+    tmp_path: Path, config_dir: Path, openai: FakeOpenAi
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    env = service_env(tmp_path, config_dir, "http://127.0.0.1:1", openai, CALLLOG_PATH=str(blocker / "calls.sqlite3"))
+    proc = spawn(["console"], env, tmp_path, stdin=subprocess.PIPE)
+    out, err = proc.communicate("Сколько стоит доставка?\n", timeout=30)
+    assert proc.returncode == 0, err
+    assert f"stasis: call log {blocker / 'calls.sqlite3'}: " in err and "console calls are not logged" in err
+    assert "Traceback" not in err
+    assert "вы: Сколько стоит доставка?" in out.splitlines()
 
 
 def test_console_ends_at_eof(tmp_path: Path, config_dir: Path, openai: FakeOpenAi) -> None:

@@ -8,6 +8,7 @@ network.  Commands run inside through ``nsenter`` into the container's PID 1.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -50,6 +51,15 @@ def ensure_root(cache: Path, *, timeout: float = 900) -> Path:
     if (root / COMPLETE).exists():
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
+    # Two test runs at once (or CI beside a developer) build it once: the second waits for the first.
+    with open(root.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (root / COMPLETE).exists():
+            return root
+        return _debootstrap(root, timeout)
+
+
+def _debootstrap(root: Path, timeout: float) -> Path:
     partial = root.with_name(root.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)

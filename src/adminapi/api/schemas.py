@@ -218,6 +218,7 @@ class CallOut(BaseModel):
     prompts_sha256: str
     turn_count: int
     duration: float | None
+    console: bool = Field(description="A call made in `stasis console` (a terminal, no Asterisk), not by a caller")
 
 
 class CallDetailOut(CallOut):

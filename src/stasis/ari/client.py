@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ChannelGone
+from ..errors import AriError, ChannelGone, RecordingUnavailable
 from .events import ConnectionState, EventStream
 from .rest import AriRest
 
@@ -100,15 +100,28 @@ class AriClient:
 
     # -- requests whose outcome arrives as events
 
-    async def play(self, channel_id: str, media: str) -> Playback:
-        """Start playing ``media``; the returned :class:`Playback` resolves when it ends."""
+    def new_playback(self, channel_id: str, media: str) -> Playback:
+        """A playback of ``media``, listened for (its events may come before the REST answer);
+        :meth:`start` requests it."""
         playback = Playback(self.new_id("pb"), channel_id, media)
-        self._playbacks[playback.id] = playback  # before the request: the events may come first
+        self._playbacks[playback.id] = playback
+        return playback
+
+    async def start(self, playback: Playback) -> None:
+        """Ask Asterisk to play ``playback``.  Cancelled while waiting for the answer, it stays
+        listened for: the request may have reached Asterisk (and can be stopped by id)."""
         try:
-            await self.rest.play(channel_id, media, playback.id)
+            await self.rest.play(playback.channel_id, playback.media, playback.id)
+        except asyncio.CancelledError:
+            raise
         except BaseException:
             self._playbacks.pop(playback.id, None)
             raise
+
+    async def play(self, channel_id: str, media: str) -> Playback:
+        """Start playing ``media``; the returned :class:`Playback` resolves when it ends."""
+        playback = self.new_playback(channel_id, media)
+        await self.start(playback)
         return playback
 
     async def stop(self, playback: Playback) -> None:
@@ -120,16 +133,45 @@ class AriClient:
         except ChannelGone:
             pass
 
-    async def record(self, channel_id: str, *, max_seconds: int, max_silence: int) -> Recording:
-        """Start recording the caller (``#`` ends it); the :class:`Recording` resolves when done."""
+    def new_recording(self, channel_id: str) -> Recording:
+        """A recording of the caller, listened for; :meth:`start_recording` requests it."""
         recording = Recording(self.new_id("utt"), channel_id)
         self._recordings[recording.name] = recording
+        return recording
+
+    async def start_recording(self, recording: Recording, *, max_seconds: int, max_silence: int) -> None:
+        """Ask Asterisk to record (``#`` ends it).  A 500 is :class:`RecordingUnavailable`: Asterisk
+        answers so when it cannot create the file (its spool directory has no ``recording/``).
+        Cancelled while waiting for the answer, it stays listened for (and can be canceled by name)."""
         try:
-            await self.rest.record(channel_id, recording.name, max_seconds=max_seconds, max_silence=max_silence)
+            await self.rest.record(
+                recording.channel_id, recording.name, max_seconds=max_seconds, max_silence=max_silence
+            )
+        except asyncio.CancelledError:
+            raise
+        except AriError as e:
+            self._recordings.pop(recording.name, None)
+            if type(e) is AriError and e.status == 500:
+                raise RecordingUnavailable(e.method, e.path, e.status, e.message) from e
+            raise
         except BaseException:
             self._recordings.pop(recording.name, None)
             raise
+
+    async def record(self, channel_id: str, *, max_seconds: int, max_silence: int) -> Recording:
+        """Start recording the caller; the :class:`Recording` resolves when done."""
+        recording = self.new_recording(channel_id)
+        await self.start_recording(recording, max_seconds=max_seconds, max_silence=max_silence)
         return recording
+
+    async def cancel_recording(self, recording: Recording) -> None:
+        """Stop a recording and discard what it recorded; already finished is fine."""
+        if recording.finished.done():
+            return
+        try:
+            await self.rest.cancel_recording(recording.name)
+        except ChannelGone:
+            pass
 
     # -- event dispatch
 

@@ -92,6 +92,10 @@ class AriRest:
         }
         return await self.json("POST", f"/channels/{channel_id}/record", params)
 
+    async def cancel_recording(self, name: str) -> None:
+        """Stop a live recording and discard it (``DELETE /recordings/live/{name}``)."""
+        await self.request("DELETE", f"/recordings/live/{name}")
+
     async def stored_recording(self, name: str) -> bytes:
         return (await self.request("GET", f"/recordings/stored/{name}/file")).content
 
