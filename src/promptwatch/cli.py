@@ -254,7 +254,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         indent = "  "
         if several:
             agent = host["agent"]
-            state = "agent connected" if host["connected"] else "agent DISCONNECTED" if agent else "no agent"
+            if host["connected"]:
+                state = "agent connected"
+            elif agent is not None:
+                state = "agent DISCONNECTED from Redis"
+            elif host["host"] == view["host"]:
+                state = "no sync agent runs here"
+            else:
+                state = "agent DISCONNECTED (its record expired: the agent or the host is down)"
             if agent and agent.get("last_error"):
                 state += f" ({agent['last_error']})"
             print(f"  host {host['host']}: {state}")
