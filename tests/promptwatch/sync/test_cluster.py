@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from promptwatch import sha256_hex
+from promptwatch import sha256_hex, write_document
 from promptwatch.sync import Keys
 from tests.util import wait_until
 
+from ..helpers import make_doc
 from .cluster import NAMESPACE, wait_converged
 from .conftest import ClusterFactory, RedisFactory
 
@@ -61,3 +62,14 @@ def test_a_binary_knowledge_base_file_in_redis_is_refused(redis_server: RedisFac
         wait_until(lambda h=h: "kb/x.md" in (h.agent_record().get("errors") or {}), timeout=10)
         assert "NUL byte at offset 4" in h.agent_record()["errors"]["kb/x.md"]
         assert not (h.config / "kb" / "x.md").exists()
+
+
+def test_label_files_are_distributed_by_name(redis_server: RedisFactory, cluster: ClusterFactory) -> None:
+    server = redis_server()
+    a, b = cluster(server.url, "ab", consumers=False)
+    staging = a.config / "prompts.staging.json"
+    write_document(staging, make_doc("staging"))
+    wait_until(lambda: (b.config / "prompts.staging.json").exists(), timeout=10, message="label file on b")
+    assert (b.config / "prompts.staging.json").read_bytes() == staging.read_bytes()
+    assert server.client().hget(Keys(NAMESPACE).doc("prompts.staging"), "host") == b"a"
+    assert b.sha() == a.sha()  # the main document is untouched

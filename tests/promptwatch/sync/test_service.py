@@ -55,3 +55,18 @@ def test_start_up_errors_name_the_setting(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "the service name is missing" in bad.stderr, bad.stderr
     scheme = run_cli("sync", "--once", env={**host.env, "PROMPTS_REDIS_URL": "http://x"})
     assert scheme.returncode == 1 and "PROMPTS_REDIS_URL" in scheme.stderr and "Traceback" not in scheme.stderr
+
+
+def test_acl_user_and_password_from_the_url(redis_server: RedisFactory, tmp_path: Path) -> None:
+    server = redis_server(tcp=True)
+    admin = server.client()
+    admin.acl_setuser("bot", enabled=True, passwords=["+s3cret-pass"], keys=["t:*"], commands=["+@all"])
+    admin.acl_setuser("default", enabled=False)
+    url = f"redis://bot:s3cret-pass@127.0.0.1:{server.port}/0"
+    host = SimHost(tmp_path, "a", url, doc=make_doc(0))
+    ok = run_cli("sync", "--once", env=host.env)
+    assert ok.returncode == 0, ok.stderr + ok.stdout
+    assert "s3cret" not in ok.stdout and "bot:***@" in ok.stdout
+    wrong = run_cli("sync", "--once", env={**host.env, "PROMPTS_REDIS_URL": url.replace("s3cret", "wrong")})
+    assert wrong.returncode == 1 and "NOT distributing" in wrong.stdout
+    assert "wrong-pass" not in wrong.stdout + wrong.stderr and "Traceback" not in wrong.stderr
