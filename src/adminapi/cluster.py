@@ -89,6 +89,15 @@ class Cluster:
             return None
         return found[1] if found is not None else None
 
+    def conflicts(self) -> list[dict[str, Any]]:
+        """The recent conflicts of the main document, with the losing content (blocking; from a worker thread)."""
+        try:
+            raw = cast(list[bytes], self._store.client.lrange(self.keys.conflicts, 0, CONFLICTS_SHOWN - 1))
+        except redis.RedisError as e:
+            logger.warning("cannot read the conflicts: %s", e)
+            return []
+        return [c for c in map(orjson.loads, raw) if c.get("name") == MAIN and isinstance(c.get("data"), str)]
+
     async def close(self) -> None:
         await self.redis.aclose()
         self._store.client.close()

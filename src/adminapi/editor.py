@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from promptwatch import (
 )
 from promptwatch.atomic import read_bytes
 
+from .cluster import Cluster
 from .history import HistoryStore, Revision
 from .settings import AdminSettings
 
@@ -84,11 +84,11 @@ class PromptsEditor:
         history: HistoryStore,
         *,
         limit: int | None = None,
-        origin_host: Callable[[str], str | None] | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
         self.settings = settings
-        self.origin_host = origin_host
-        """With Redis: the host where a content was made (:meth:`adminapi.cluster.Cluster.origin_host`)."""
+        self.cluster = cluster
+        """With Redis: where each content was made, and the edits that lost on other hosts."""
         self.path: Path = settings.prompts_file
         self.history = history
         self.limit = limit if limit is not None else settings.prompts_max_bytes
@@ -103,6 +103,7 @@ class PromptsEditor:
         """Start watching (when the file is valid) and record what is on disk as the first revision."""
         self._ensure_watching()
         self.sync_history(message="на диске при запуске панели")
+        self.record_conflicts()
 
     def _ensure_watching(self) -> None:
         if self.hot is not None or self._closed or not self.settings.prompts_hot_reload:
@@ -120,6 +121,7 @@ class PromptsEditor:
 
     def _on_reload(self) -> None:
         self.sync_history()
+        self.record_conflicts()
 
     def close(self) -> None:
         with self._lock:
@@ -173,8 +175,25 @@ class PromptsEditor:
 
     def _host_of(self, sha: str | None) -> str:
         """Where the content on disk was made: another host when the sync agent brought it, else this one."""
-        found = self.origin_host(sha) if self.origin_host is not None and sha else None
+        found = self.cluster.origin_host(sha) if self.cluster is not None and sha else None
         return found or self.settings.prompts_host
+
+    def record_conflicts(self) -> None:
+        """Keep every recent conflict of the prompts (from any host) as a revision of origin ``conflict``."""
+        if self.cluster is None:
+            return
+        for c in reversed(self.cluster.conflicts()):  # oldest first
+            message = f"конфликт: уступила версии {c['winner_version']} с хоста {c['winner_host']}"
+            rev = self.history.add_conflict(
+                c["data"].encode(), host=str(c["host"]), message=message, created_at=float(c["at"])
+            )
+            if rev is not None:
+                logger.error(
+                    "history: kept the edit sha=%s made on host %s as a conflict revision (it lost to version %s)",
+                    rev.sha256[:12],
+                    rev.host,
+                    c["winner_version"],
+                )
 
     # -- writing ---------------------------------------------------------------------------------
 

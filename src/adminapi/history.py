@@ -42,7 +42,8 @@ CREATE INDEX IF NOT EXISTS revisions_sha ON revisions (sha256);
 
 @dataclass(frozen=True)
 class Revision:
-    """One recorded version.  ``origin``: ``api``, ``patch``, ``rollback`` or ``file`` (outside the panel)."""
+    """One recorded version.  ``origin``: ``api``, ``patch``, ``rollback``, ``file`` (outside the panel) or
+    ``conflict`` (an edit on some host that lost to a newer version: kept, never the current one)."""
 
     id: int
     sha256: str
@@ -77,9 +78,22 @@ class HistoryStore:
         return Revision(**{k: row[k] for k in row.keys()})
 
     def latest(self) -> Revision | None:
+        """The newest revision that was on disk (a conflict revision never was, on this host at least)."""
         with self._lock:
-            row = self._db.execute("SELECT * FROM revisions ORDER BY id DESC LIMIT 1").fetchone()
+            row = self._db.execute(
+                "SELECT * FROM revisions WHERE origin != 'conflict' ORDER BY id DESC LIMIT 1"
+            ).fetchone()
         return self._revision(row) if row else None
+
+    def add_conflict(self, data: bytes, *, host: str, message: str, created_at: float) -> Revision | None:
+        """Keep an edit that lost to a newer version on another host (origin ``conflict``), once."""
+        with self._lock:
+            seen = self._db.execute(
+                "SELECT 1 FROM revisions WHERE sha256 = ? AND origin = 'conflict'", (sha256_hex(data),)
+            ).fetchone()
+        if seen:
+            return None
+        return self.add(data, author=host, origin="conflict", message=message, created_at=created_at, host=host)
 
     def add(
         self,

@@ -93,7 +93,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: AdminSettings = app.state.settings
     history = await run_in_threadpool(HistoryStore, settings.history_path, retention=settings.admin_history_retention)
     cluster: Cluster | None = app.state.cluster
-    editor = PromptsEditor(settings, history, origin_host=cluster.origin_host if cluster is not None else None)
+    editor = PromptsEditor(settings, history, cluster=cluster)
     await run_in_threadpool(editor.start)
     app.state.history = history
     app.state.editor = editor

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -37,22 +37,35 @@ def three_hosts(tmp_path: Path) -> Iterator[tuple[RedisServer, list[SimHost]]]:
         server.stop()
 
 
+PanelFactory = Callable[[SimHost], Served]
+
+
 @pytest.fixture
-def panel_on_a(three_hosts: tuple[RedisServer, list[SimHost]], tmp_path: Path) -> Iterator[Served]:
-    server, (a, _b, _c) = three_hosts
-    settings = make_settings(
-        a.config,
-        a.status_dir,
-        tmp_path / "panel",
-        prompts_redis_url=server.url,
-        prompts_namespace=NAMESPACE,
-        prompts_host="a",
-    )
-    served = serve(settings)
-    try:
-        yield served
-    finally:
+def panel(three_hosts: tuple[RedisServer, list[SimHost]], tmp_path: Path) -> Iterator[PanelFactory]:
+    """``panel(host)``: the admin panel on that host (its config and status dirs), stopped at the end."""
+    server, _hosts = three_hosts
+    made: list[Served] = []
+
+    def factory(host: SimHost) -> Served:
+        settings = make_settings(
+            host.config,
+            host.status_dir,
+            tmp_path / f"panel-{host.name}",
+            prompts_redis_url=server.url,
+            prompts_namespace=NAMESPACE,
+            prompts_host=host.name,
+        )
+        made.append(serve(settings))
+        return made[-1]
+
+    yield factory
+    for served in made:
         stop(served)
+
+
+@pytest.fixture
+def panel_on_a(three_hosts: tuple[RedisServer, list[SimHost]], panel: PanelFactory) -> Served:
+    return panel(three_hosts[1][0])
 
 
 def _consumers(body: dict) -> list[tuple[str, str, bool]]:  # type: ignore[type-arg]
@@ -106,3 +119,31 @@ def test_status_groups_by_host_and_shows_a_disconnected_agent(
 def _status_with(client: httpx.Client, count: int) -> dict | None:  # type: ignore[type-arg]
     status = client.get("/api/status").json()
     return status if len(status["consumers"]) == count else None
+
+
+def test_an_edit_that_lost_is_a_conflict_revision_in_the_panel_of_its_host(
+    three_hosts: tuple[RedisServer, list[SimHost]], panel: PanelFactory
+) -> None:
+    _server, (a, b, c) = three_hosts
+    served = panel(b)
+    b.kill_agent()
+    winner = a.write("winner on a")
+    wait_converged([a, c], winner)
+    loser = b.write("made on b while its agent was down")  # based on version 1, like the winner
+    b.start_agent(env=HEARTBEAT)
+    wait_converged([a, b, c], winner)
+    with served.client() as client:
+
+        def conflict_revision() -> dict | None:  # type: ignore[type-arg]
+            items = client.get("/api/prompts/history").json()["items"]
+            return next((i for i in items if i["origin"] == "conflict"), None)
+
+        rev = wait_until(conflict_revision, timeout=10)
+        assert (rev["sha256"], rev["host"], rev["author"]) == (loser, "b", "b")
+        assert (
+            client.get(f"/api/prompts/history/{loser}").content
+            == b.state_dir.joinpath("sync-conflicts").glob("*.json").__next__().read_bytes()
+        )
+        status = client.get("/api/status").json()
+        assert [(x["host"], x["sha256"], x["winner_sha256"]) for x in status["conflicts"]] == [("b", loser, winner)]
+        assert client.get("/api/prompts").headers["etag"] == f'"{winner}"'  # the conflict never became current

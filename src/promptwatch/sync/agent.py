@@ -483,8 +483,8 @@ class SyncAgent:
     def _status_loop(self) -> None:
         """Publish the host record when it changed, and at least every heartbeat (its expiry is 3 of them).
 
-        Writing ``.sync.json`` wakes the status-directory watcher too: an unchanged record is not
-        written again before the next heartbeat, so the agent never wakes itself in a loop.
+        Writing ``.sync.json`` wakes the status-directory watcher too: it is written only when the record
+        changed, so the agent never wakes itself in a loop, and an idle agent wakes once per heartbeat.
         """
         last: bytes | None = None
         due = 0.0
@@ -500,13 +500,15 @@ class SyncAgent:
             now = time.monotonic()
             reconnected = self.connected and not was_connected
             was_connected = self.connected
-            if key == last and now < due and not reconnected:
+            changed = key != last
+            if not changed and now < due and not reconnected:
                 continue
             last, due = key, now + self.heartbeat
-            try:
-                write_local_agent(self.status_dir, record)
-            except (OSError, PromptwatchError) as e:
-                logger.warning("cannot write the agent status in %s: %s", self.status_dir, e)
+            if changed:  # the local record's liveness is its pid: only Redis's copy needs the heartbeat
+                try:
+                    write_local_agent(self.status_dir, record)
+                except (OSError, PromptwatchError) as e:
+                    logger.warning("cannot write the agent status in %s: %s", self.status_dir, e)
             if not self.connected:
                 continue
             try:
