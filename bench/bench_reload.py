@@ -91,9 +91,9 @@ class _RenameClock:
     def __getattr__(self, name: str) -> Any:
         return getattr(os, name)
 
-    def replace(self, src: Any, dst: Any) -> None:
+    def replace(self, src: Any, dst: Any, **dir_fds: Any) -> None:
         self._local.t0 = time.time()
-        os.replace(src, dst)
+        os.replace(src, dst, **dir_fds)
 
     @property
     def t0(self) -> float:

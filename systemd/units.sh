@@ -80,6 +80,64 @@ put_if_absent() {  # put_if_absent SOURCE DEST MODE: the operator's file is neve
     say "installed  $2"
 }
 
+# The layout (README "Where the files are"): $SYSCONFDIR/metrotech is root's (0755) and holds the env file;
+# only $SYSCONFDIR/metrotech/prompts (root:metrotech 2775) is group-writable, and it holds only what the
+# panel writes: prompts.json and kb/.  A group member can edit those, never rename the env file or a unit.
+
+owner_of() { stat -c %u "$1"; }
+
+secure_conf_dir() {  # the configuration directory: root's, not group-writable (older installs: 2775)
+    mkdir -p "$conf"
+    if [ -z "$DESTDIR" ]; then
+        chown root:root "$conf"
+    fi
+    if [ "$(stat -c %a "$conf")" != 755 ]; then
+        chmod 0755 "$conf" && chmod g-s "$conf"
+        say "secured    $conf (0755, no longer group-writable)"
+    fi
+    # While the directory was group-writable, a group member could have planted prompts/ (a symlink, or a
+    # directory of theirs): set it aside, never write through it.
+    if [ -L "$data" ] || { [ -e "$data" ] && [ ! -d "$data" ]; } ||
+        { [ -d "$data" ] && [ -z "$DESTDIR" ] && [ "$(owner_of "$data")" != 0 ]; }; then
+        mv "$data" "$data.suspect.$stamp"
+        say "set aside  $data -> $data.suspect.$stamp (not created by root; check it)"
+    fi
+    if [ ! -d "$data" ]; then
+        mkdir -m 2775 "$data"
+        say "installed  $data"
+    fi
+    if [ "$(stat -c %a "$data")" != 2775 ]; then
+        chmod 2775 "$data"
+    fi
+}
+
+migrate_layout() {  # prompts.json and kb/ of an older install move into prompts/, the env file follows them
+    for item in prompts.json kb; do
+        old="$conf/$item"
+        new="$data/$item"
+        if [ -L "$old" ]; then
+            say "left       $old (a symlink; not followed)"
+        elif [ -e "$old" ] && [ -e "$new" ]; then
+            say "left       $old (kept $new; remove the old one when you have compared them)"
+        elif [ -e "$old" ]; then
+            mv "$old" "$new"
+            say "moved      $old -> $new"
+        fi
+    done
+    env="$conf/metrotech.env"
+    old_prompts="$SYSCONFDIR/metrotech/prompts.json"
+    old_kb="$SYSCONFDIR/metrotech/kb"
+    if [ -f "$env" ] && [ ! -L "$env" ] && grep -Eq "$old_prompts|$old_kb([/\"' ]|\$)" "$env"; then
+        mkdir -p "$DESTDIR$BACKUPDIR"
+        cp -p "$env" "$DESTDIR$BACKUPDIR/metrotech.env.$stamp"
+        # Rewritten in place (cat >): the file keeps its inode, owner and mode.
+        sed -e "s#$old_prompts#$SYSCONFDIR/metrotech/prompts/prompts.json#g" \
+            -e "s#$old_kb\([/\"' ]\|\$\)#$SYSCONFDIR/metrotech/prompts/kb\1#g" "$env" >"$work/env.migrated"
+        cat "$work/env.migrated" >"$env"
+        say "updated    $env (the new paths; backed up to $DESTDIR$BACKUPDIR/metrotech.env.$stamp)"
+    fi
+}
+
 install_all() {
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
@@ -93,18 +151,21 @@ install_all() {
     put "$work/tmpfiles.conf" "$DESTDIR$TMPFILESDIR/metrotech.conf" 0644
 
     conf="$DESTDIR$SYSCONFDIR/metrotech"
-    mkdir -p "$conf"
+    data="$conf/prompts"
+    secure_conf_dir
+    migrate_layout
     render "$here/metrotech.env.in" "$work/metrotech.env"
     put_if_absent "$work/metrotech.env" "$conf/metrotech.env" 0640
-    put_if_absent "$repo/config/prompts.json" "$conf/prompts.json" 0664
-    if [ -e "$conf/kb" ]; then
-        say "kept       $conf/kb"
+    put_if_absent "$repo/config/prompts.json" "$data/prompts.json" 0664
+    if [ -e "$data/kb" ]; then
+        say "kept       $data/kb"
     else
-        mkdir -p "$conf/kb"
+        mkdir -p "$data/kb"
+        chmod 2775 "$data/kb"
         for f in "$repo"/config/kb/*; do
-            [ -f "$f" ] && install -m 0664 "$f" "$conf/kb/"
+            [ -f "$f" ] && install -m 0664 "$f" "$data/kb/"
         done
-        say "installed  $conf/kb"
+        say "installed  $data/kb"
     fi
 
     if redis_configured "$conf/metrotech.env"; then

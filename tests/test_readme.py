@@ -76,7 +76,7 @@ class Stack:
         if self.make.poll() is None:
             os.killpg(self.make.pid, sig)  # what Ctrl-C does: the whole foreground process group
         try:
-            return self.make.wait(timeout=30)
+            return self.make.wait(timeout=90)
         except subprocess.TimeoutExpired:
             os.killpg(self.make.pid, signal.SIGKILL)
             self.make.wait()
@@ -106,7 +106,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         wait_until(
             lambda: running.make.poll() is not None or running.services() >= {"adminapi", "metrotech-bot"},
-            timeout=60,
+            timeout=120,
             interval=0.1,
             message="make run: the panel and the bot run the sample prompts",
         )
@@ -216,7 +216,7 @@ def test_ctrl_c_stops_both_cleanly(tmp_path: Path) -> None:
     try:
         wait_until(
             lambda: running.make.poll() is None and running.services() >= {"adminapi", "metrotech-bot"},
-            timeout=60,
+            timeout=120,
             interval=0.1,
             message="make run is up",
         )

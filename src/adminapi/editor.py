@@ -24,11 +24,12 @@ from promptwatch import (
     HotPrompts,
     Prompts,
     StartupError,
+    UnsafeFileError,
     parse_document,
     sha256_hex,
     write_document,
 )
-from promptwatch.atomic import read_bytes
+from promptwatch.atomic import read_bytes, read_content
 
 from .cluster import Cluster
 from .history import HistoryStore, Revision
@@ -48,12 +49,17 @@ class EditorError(Exception):
 
 @dataclass(frozen=True)
 class DiskState:
-    """The prompts file as it is now: bytes and sha256, and the validated prompts or the error."""
+    """The prompts file as it is now: bytes and sha256, and the validated prompts or the error.
+
+    ``readable`` is False when something is at the path that cannot be read (a FIFO, a directory, a
+    symlink loop or one leaving the directory, EACCES): ``error`` says what.
+    """
 
     data: bytes | None
     sha256: str | None
     prompts: Prompts | None
     error: str | None
+    readable: bool = True
 
 
 @dataclass(frozen=True)
@@ -137,15 +143,21 @@ class PromptsEditor:
 
         Only the validation is remembered, for the last content seen (same sha256, same verdict).
         """
-        data = read_bytes(self.path)
-        if data is None:
+        try:
+            content = read_content(self.path, limit=self.limit)  # never blocks, at most limit + 1 bytes
+        except UnsafeFileError as e:
+            return DiskState(None, None, None, str(e), readable=False)
+        except OSError as e:
+            return DiskState(None, None, None, f"{self.path}: cannot read: {e.strerror or e}", readable=False)
+        if content is None:
             return DiskState(None, None, None, f"{self.path}: no such file")
+        data = content.data
         sha = sha256_hex(data)
         last = self._last_read
         if last is not None and last.sha256 == sha:
             return last
         try:
-            prompts = parse_document(data, source=str(self.path), limit=self.limit)
+            prompts = parse_document(data, source=str(self.path), limit=self.limit, size=content.size)
         except DocumentError as e:
             state = DiskState(data, sha, None, str(e))
         else:
@@ -207,7 +219,7 @@ class PromptsEditor:
         """
         with self._lock:
             self.sync_history()
-            before = read_bytes(self.path)
+            before = read_bytes(self.path, limit=self.limit)
             written_at = time.time()
             sha, _ = write_document(self.path, data, if_match=if_match, limit=self.limit, source=str(self.path))
             rev = self.history.add_if_changed(

@@ -2,7 +2,8 @@
 
 Names follow :mod:`promptwatch.kbrules` (shared with the bot, so an accepted upload is always
 loaded).  Content must be UTF-8 text without NUL bytes (JSON must parse).  Files are
-written with :func:`promptwatch.atomic_write`, so a consumer never reads half a file.
+written with :func:`promptwatch.atomic_write`, so a consumer never reads half a file, and read with
+:func:`promptwatch.read_file` (regular files only, never a symlink, at most ``max_bytes + 1`` bytes).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from promptwatch import atomic_write, file_lock, kbrules, sha256_hex
+from promptwatch import UnsafeFileError, atomic_write, file_lock, kbrules, read_file, sha256_hex
 from promptwatch.atomic import lock_path
 from promptwatch.kbrules import KB_EXTENSIONS, check_kb_name
+from promptwatch.safeio import resolved
 
 __all__ = ["KB_EXTENSIONS", "KbContentError", "KbError", "KbFile", "KbNameError", "KbStore", "KbTooLargeError"]
 
@@ -69,22 +71,25 @@ class KbStore:
     def __init__(self, directory: Path, *, max_bytes: int) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
+        # The directory above is trusted as it is; the knowledge-base directory itself may sit in a
+        # group-writable one, so it is walked like a file: replaced by a symlink out, it is refused.
+        self._base = Path(os.path.abspath(directory)).parent
 
     def list(self) -> list[KbFile]:
+        """The regular files of the directory (symlinks, FIFOs and the like are not knowledge-base files)."""
         out: list[KbFile] = []
         try:
-            entries = list(os.scandir(self.directory))
+            names = os.listdir(self.directory)
         except FileNotFoundError:
             return out
-        for entry in entries:
-            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+        for name in names:
+            if not kbrules.is_kb_document(name):
                 continue
-            if not kbrules.is_kb_document(entry.name):
-                continue
-            with contextlib.suppress(OSError):
-                data = Path(entry.path).read_bytes()
-                st = entry.stat(follow_symlinks=False)
-                out.append(KbFile(entry.name, st.st_size, st.st_mtime, sha256_hex(data)))
+            try:
+                content = read_file(self.directory / name, limit=self.max_bytes, symlinks="never", base=self._base)
+            except (OSError, UnsafeFileError):
+                continue  # gone meanwhile, or not a regular file
+            out.append(KbFile(name, content.size, content.stat.st_mtime, sha256_hex(content.data)))
         return sorted(out, key=lambda f: f.name)
 
     @staticmethod
@@ -95,15 +100,17 @@ class KbStore:
         return self.directory / check_name(name)
 
     def read(self, name: str) -> tuple[KbFile, bytes] | None:
+        """The file and its content (at most ``max_bytes + 1`` bytes); None when absent.
+
+        A symlink, FIFO, directory or device under that name: :class:`~promptwatch.UnsafeFileError`.
+        """
         path = self._path(name)
-        if path.is_symlink() or not path.is_file():
-            return None
         try:
-            data = path.read_bytes()
-            st = path.stat()
+            content = read_file(path, limit=self.max_bytes, symlinks="never", base=self._base)
         except FileNotFoundError:
             return None
-        return KbFile(path.name, st.st_size, st.st_mtime, sha256_hex(data)), data
+        data = content.data
+        return KbFile(path.name, content.size, content.stat.st_mtime, sha256_hex(data)), data
 
     def write(self, name: str, data: bytes) -> tuple[KbFile, bool]:
         """Check and store a file atomically; returns it and whether it is new."""
@@ -115,10 +122,10 @@ class KbStore:
             raise KbNameError(f"{path.name}: exists and is not a regular file")
         self.directory.mkdir(parents=True, exist_ok=True)
         created = not path.exists()
-        sha = atomic_write(path, data)
+        sha = atomic_write(path, data, base=self._base)
         with contextlib.suppress(FileNotFoundError):
             lock_path(path).unlink()  # no conditional writes here: keep the directory free of lock files
-        st = path.stat()
+        st = path.lstat()
         return KbFile(path.name, st.st_size, st.st_mtime, sha), created
 
     def delete(self, name: str) -> bool:
@@ -126,9 +133,9 @@ class KbStore:
         path = self._path(name)
         if path.is_symlink() or not path.is_file():
             return False
-        with file_lock(path):
+        with file_lock(path, base=self._base), resolved(path, symlinks="never", base=self._base) as (dir_fd, entry):
             try:
-                path.unlink()
+                os.unlink(entry, dir_fd=dir_fd)
             except FileNotFoundError:
                 return False
         with contextlib.suppress(FileNotFoundError):

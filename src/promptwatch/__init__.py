@@ -8,11 +8,16 @@ from .errors import (
     DocumentSyntaxError,
     DocumentTooLargeError,
     FieldError,
+    NotRegularFileError,
     PromptwatchError,
     StartupError,
+    SymlinkRefusedError,
+    UnsafeDirectoryError,
+    UnsafeFileError,
     WriteError,
 )
 from .reload import Reloader
+from .safeio import read_file
 from .schema import MAX_DOCUMENT_BYTES, Prompts, parse_document, sha256_hex
 from .settings import PromptsSettings
 from .snapshot import HotPrompts, Snapshot
@@ -29,17 +34,22 @@ __all__ = [
     "DocumentTooLargeError",
     "FieldError",
     "HotPrompts",
+    "NotRegularFileError",
     "Prompts",
     "PromptsSettings",
     "PromptwatchError",
     "Reloader",
     "Snapshot",
     "StartupError",
+    "SymlinkRefusedError",
+    "UnsafeDirectoryError",
+    "UnsafeFileError",
     "WatchMode",
     "WriteError",
     "atomic_write",
     "file_lock",
     "parse_document",
+    "read_file",
     "read_statuses",
     "sha256_hex",
     "start_watcher",

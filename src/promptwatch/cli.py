@@ -24,9 +24,10 @@ import redis
 from pydantic import ValidationError
 
 from .atomic import read_bytes, write_document
-from .errors import PromptwatchError
+from .errors import PromptwatchError, UnsafeFileError
 from .etag import normalize_sha
 from .logs import setup_logging
+from .safeio import read_file
 from .schema import parse_document, sha256_hex
 from .settings import SYNC_SERVICE, WATCH_SERVICE, PromptsSettings, check_interval_ms, settings_error
 from .snapshot import HotPrompts, Snapshot
@@ -57,8 +58,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings = _settings()
     name = _file_arg(args, settings)
     try:
-        data = _read_input(name, settings.prompts_max_bytes)
-        prompts = parse_document(data, source="<stdin>" if name == "-" else name, limit=settings.prompts_max_bytes)
+        if name == "-":
+            data, size = _read_input(name, settings.prompts_max_bytes), None
+        else:  # never blocks on a FIFO, never reads more than the limit + 1 bytes
+            content = read_file(Path(name), limit=settings.prompts_max_bytes)
+            data, size = content.data, content.size
+        prompts = parse_document(
+            data, source="<stdin>" if name == "-" else name, limit=settings.prompts_max_bytes, size=size
+        )
     except OSError as e:
         _err(f"{name}: {e.strerror}")
         return 1
@@ -235,16 +242,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings()
     path = Path(os.path.abspath(args.file or settings.prompts_path))
     status_dir = Path(args.status_dir) if args.status_dir else settings.prompts_status_dir
-    data = read_bytes(path, limit=settings.prompts_max_bytes)
+    disk_error: str | None = None
+    try:
+        data = read_bytes(path, limit=settings.prompts_max_bytes)
+    except (OSError, UnsafeFileError) as e:  # a FIFO, a directory, a symlink loop: say so, list the consumers
+        data, disk_error = None, str(e) if isinstance(e, UnsafeFileError) else f"{path}: {e.strerror}"
     disk_sha = sha256_hex(data) if data is not None else None
     view = _cluster(settings, path, status_dir)
     for c in view["consumers"]:
         c["in_sync"] = c["sha256"] == disk_sha
     if args.json:
-        out = {"path": str(path), "sha256": disk_sha, **view}
+        out = {"path": str(path), "sha256": disk_sha, "error": disk_error, **view}
         sys.stdout.write(orjson.dumps(out).decode() + "\n")
         return 0
-    print(f"{path}: sha256={disk_sha[:12] if disk_sha else 'missing'}")
+    print(disk_error if disk_error else f"{path}: sha256={disk_sha[:12] if disk_sha else 'missing'}")
     if view["distributing"] is False:
         print(f"  NOT distributing to other hosts: {view['not_distributing_reason']}")
     several = view["distributing"] is not None

@@ -13,6 +13,10 @@ Hierarchy::
     │   └── DocumentTooLargeError  over the size limit
     ├── ConflictError            conditional write: the file changed since it was read
     ├── WriteError               the atomic write failed (I/O); the target is untouched
+    ├── UnsafeFileError          a path is not what it must be; nothing was read or written  (PATH: reason)
+    │   ├── NotRegularFileError    a FIFO, directory, device, socket or symlink loop where a file must be
+    │   ├── SymlinkRefusedError    a symlink leaving its directory, or planted by another user
+    │   └── UnsafeDirectoryError   a private directory owned by another user or open to others
     └── StartupError             a consumer cannot start (no valid prompts at start, bad settings)
 """
 
@@ -27,8 +31,12 @@ __all__ = [
     "DocumentSyntaxError",
     "DocumentTooLargeError",
     "FieldError",
+    "NotRegularFileError",
     "PromptwatchError",
     "StartupError",
+    "SymlinkRefusedError",
+    "UnsafeDirectoryError",
+    "UnsafeFileError",
     "WriteError",
 ]
 
@@ -102,6 +110,34 @@ class WriteError(PromptwatchError):
     def __init__(self, path: str, reason: str) -> None:
         self.path = path
         super().__init__(f"{path}: write failed: {reason}")
+
+
+class UnsafeFileError(PromptwatchError):
+    """A path that is not what it must be (someone else's file, a FIFO, a symlink out of its directory).
+
+    Nothing was read from or written to it.  ``str()`` reads ``PATH: reason``.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class NotRegularFileError(UnsafeFileError):
+    """A FIFO, directory, device, socket or symlink loop where a regular file must be; ``kind`` says which."""
+
+    def __init__(self, path: str, kind: str) -> None:
+        self.kind = kind
+        super().__init__(path, f"is {kind}, not a regular file")
+
+
+class SymlinkRefusedError(UnsafeFileError):
+    """A symlink that is not followed: it leaves its directory, or is owned by a user not trusted there."""
+
+
+class UnsafeDirectoryError(UnsafeFileError):
+    """A private directory (the default status directory) owned by another user, open to others, or a symlink."""
 
 
 class StartupError(PromptwatchError):

@@ -93,10 +93,15 @@ def _syntax_error(data: bytes, source: str, strict: orjson.JSONDecodeError) -> D
     return DocumentSyntaxError(strict.msg, source=source, line=strict.lineno, col=strict.colno)
 
 
-def parse_document(data: bytes, *, source: str = "<document>", limit: int = MAX_DOCUMENT_BYTES) -> Prompts:
-    """Parse and validate a prompts document, or raise a :class:`DocumentError` naming the place."""
+def parse_document(
+    data: bytes, *, source: str = "<document>", limit: int = MAX_DOCUMENT_BYTES, size: int | None = None
+) -> Prompts:
+    """Parse and validate a prompts document, or raise a :class:`DocumentError` naming the place.
+
+    ``size`` is the file's size when ``data`` is only its first ``limit + 1`` bytes (a bounded read).
+    """
     if len(data) > limit:
-        raise DocumentTooLargeError(len(data), limit, source=source)
+        raise DocumentTooLargeError(max(len(data), size or 0), limit, source=source)
     try:
         raw = orjson.loads(data)
     except orjson.JSONDecodeError as e:

@@ -23,8 +23,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .errors import DocumentError, StartupError
+from .errors import DocumentError, StartupError, UnsafeFileError
 from .kbrules import KB_MAX_BYTES, is_kb_document
+from .safeio import read_file
 from .schema import MAX_DOCUMENT_BYTES, parse_document
 from .status import default_status_dir
 from .watch import WatchMode
@@ -198,9 +199,10 @@ class PromptsSettings(BaseSettings):
         found: list[str] = []
         path = self.prompts_file
         try:
-            with open(path, "rb") as f:
-                data = f.read(self.prompts_max_bytes + 1)
-            parse_document(data, source=str(path), limit=self.prompts_max_bytes)
+            content = read_file(path, limit=self.prompts_max_bytes)  # never blocks, at most the limit + 1 bytes
+            parse_document(content.data, source=str(path), limit=self.prompts_max_bytes, size=content.size)
+        except UnsafeFileError as e:
+            found.append(f"PROMPTS_PATH {e}")
         except FileNotFoundError:
             found.append(f"PROMPTS_PATH {path}: prompts file not found")
         except OSError as e:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from .errors import DocumentError, PromptwatchError, StartupError
+from .atomic import read_content
+from .errors import DocumentError, PromptwatchError, StartupError, UnsafeFileError
 from .reload import Reloader
 from .schema import MAX_DOCUMENT_BYTES, Prompts, parse_document, sha256_hex
 from .status import ConsumerStatus, default_status_dir, process_start_ticks, remove_status, write_status
@@ -95,12 +96,14 @@ class HotPrompts(Reloader[Snapshot]):
         self._started_at = time.time()
         self._proc_start = process_start_ticks(os.getpid())
         try:
-            data, mtime = self._read()
+            data, mtime, size = self._read()
             if data is None:
                 raise StartupError(f"{self.path}: prompts file not found")
-            prompts = parse_document(data, source=str(self.path), limit=limit)
+            prompts = parse_document(data, source=str(self.path), limit=limit, size=size)
         except DocumentError as e:
             raise StartupError(f"invalid prompts at startup: {e}") from e
+        except UnsafeFileError as e:
+            raise StartupError(f"cannot read prompts: {e}") from e
         except OSError as e:
             raise StartupError(f"{self.path}: cannot read prompts: {e.strerror}") from e
         self._snapshot = Snapshot(prompts, sha256_hex(data), len(data), mtime, time.time(), "startup", self.path)
@@ -142,18 +145,19 @@ class HotPrompts(Reloader[Snapshot]):
         self._error_callbacks.append(callback)
         return callback
 
-    def _read(self) -> tuple[bytes | None, float]:
-        try:
-            with open(self.path, "rb") as f:
-                mtime = os.fstat(f.fileno()).st_mtime
-                data = f.read(self.limit + 1)
-        except FileNotFoundError:
-            return None, 0.0
-        return data, mtime
+    def _read(self) -> tuple[bytes | None, float, int]:
+        """The content (at most ``limit + 1`` bytes), its mtime and the file's size; never blocks."""
+        content = read_content(self.path, limit=self.limit)
+        if content is None:
+            return None, 0.0, 0
+        return content.data, content.stat.st_mtime, content.size
 
     def _load(self, source: str, hint_at: float | None) -> bool:
         try:
-            data, mtime = self._read()
+            data, mtime, size = self._read()
+        except UnsafeFileError as e:  # a FIFO, directory, device, symlink loop: reported once, like bad content
+            self._fail(str(e), None, source)
+            return False
         except OSError as e:
             self._fail(f"{self.path}: cannot read: {e.strerror}", None, source)
             return False
@@ -171,7 +175,7 @@ class HotPrompts(Reloader[Snapshot]):
                 self._clear_error()
             return False
         try:
-            prompts = parse_document(data, source=str(self.path), limit=self.limit)
+            prompts = parse_document(data, source=str(self.path), limit=self.limit, size=size)
         except DocumentError as e:
             if not self.settled and sha != self._bad_sha:
                 # Only modify events so far: an editor may still be writing.  Look again once it

@@ -1,13 +1,19 @@
 """Which process runs which prompts: one small JSON file per watching process in a status directory.
 
 Each consumer writes ``SERVICE.PID.json`` atomically whenever it loads (or fails to load) prompts
-and removes it on a clean close.  Readers skip entries whose process is gone: the pid must be alive
-*and* have the start time recorded in the entry, so a recycled pid is not mistaken for the writer.
+and removes it on a clean close.  Readers trust an entry only when it is a regular file (not a
+symlink) owned by root, by us or by the directory's owner, and its pid is alive *with* the start
+time recorded in the entry, so neither a recycled pid nor another user's forged file shows up as a
+consumer.  The entries of processes that are gone (killed with -9) are removed by the next reader.
+
+The default directory, ``/tmp/promptwatch-UID/status``, is private: created 0700 and checked to be
+ours (:func:`promptwatch.safeio.ensure_private_dir`); one pre-created by another user is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import tempfile
@@ -16,16 +22,31 @@ from pathlib import Path
 
 import orjson
 
-from .atomic import atomic_write, lock_path
+from .atomic import TEMP_PREFIX, atomic_write, lock_path
+from .errors import UnsafeFileError
+from .safeio import ensure_private_dir, open_dir, open_regular, read_fd, trusted_owners
 
 __all__ = [
     "ConsumerStatus",
+    "MAX_STATUS_BYTES",
     "default_status_dir",
+    "is_private_status_dir",
+    "prepare_status_dir",
     "process_start_ticks",
     "read_statuses",
     "remove_status",
     "write_status",
 ]
+
+
+logger = logging.getLogger("promptwatch.status")
+
+MAX_STATUS_BYTES = 64 * 1024
+"""An entry is a few hundred bytes; anything larger is not one of ours."""
+
+
+def _per_user_dir() -> Path:
+    return Path(tempfile.gettempdir()) / f"promptwatch-{os.geteuid()}" / "status"
 
 
 def default_status_dir() -> Path:
@@ -34,7 +55,20 @@ def default_status_dir() -> Path:
         return Path(env)
     if runtime := os.environ.get("RUNTIME_DIRECTORY"):
         return Path(runtime.split(":")[0]) / "status"
-    return Path(tempfile.gettempdir()) / f"promptwatch-{os.getuid()}" / "status"
+    return _per_user_dir()
+
+
+def is_private_status_dir(status_dir: Path) -> bool:
+    """Whether ``status_dir`` is the per-user temp location, which must be a private directory of ours."""
+    return os.path.abspath(status_dir) == os.path.abspath(_per_user_dir())
+
+
+def prepare_status_dir(status_dir: Path) -> None:
+    """Create ``status_dir`` for writing; the per-user temp location as a checked private directory."""
+    if is_private_status_dir(status_dir):
+        ensure_private_dir(status_dir)
+    else:
+        status_dir.mkdir(parents=True, exist_ok=True)
 
 
 def process_start_ticks(pid: int) -> int | None:
@@ -69,20 +103,30 @@ class ConsumerStatus:
     def filename(self) -> str:
         return f"{self.service}.{self.pid}.json"
 
+    @property
+    def is_local(self) -> bool:
+        return not self.hostname or self.hostname == socket.gethostname()
+
     def is_alive(self) -> bool:
-        if self.hostname and self.hostname != socket.gethostname():
-            return True  # another host sharing the directory: we cannot check, trust the entry
-        ticks = process_start_ticks(self.pid)
-        return ticks is not None and (self.proc_start is None or ticks == self.proc_start)
+        """The pid runs, and is the process that wrote the entry (same start time).  Entries of another
+        host sharing the directory cannot be checked and are taken as they are."""
+        if not self.is_local:
+            return True
+        if not isinstance(self.pid, int) or self.proc_start is None:
+            return False
+        return process_start_ticks(self.pid) == self.proc_start
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self))
 
 
 def write_status(status_dir: Path, status: ConsumerStatus) -> None:
-    """Publish ``status`` atomically (not fsynced: it describes a running process, not data)."""
-    status_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(status_dir / status.filename, status.to_json(), durable=False)
+    """Publish ``status`` atomically (not fsynced: it describes a running process, not data).
+
+    No lock: only this process writes its entry.
+    """
+    prepare_status_dir(status_dir)
+    atomic_write(status_dir / status.filename, status.to_json(), durable=False, lock=False)
 
 
 def remove_status(status_dir: Path, service: str, pid: int) -> None:
@@ -93,24 +137,78 @@ def remove_status(status_dir: Path, service: str, pid: int) -> None:
             path.unlink()
 
 
+def _parse_entry(dir_fd: int, name: str, shown: Path, trusted: frozenset[int]) -> tuple[ConsumerStatus, int] | None:
+    """The entry ``name`` and its inode, or None when it is not a trusted entry of ours."""
+    try:
+        fd = open_regular(dir_fd, name, shown)
+    except (OSError, UnsafeFileError):
+        return None  # gone meanwhile, a symlink, a FIFO: not an entry
+    try:
+        st = os.fstat(fd)
+        if st.st_uid not in trusted:
+            logger.debug("status entry %s ignored: owned by uid %d", shown, st.st_uid)
+            return None
+        data = read_fd(fd, MAX_STATUS_BYTES)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_STATUS_BYTES:
+        return None
+    try:
+        raw = orjson.loads(data)
+        status = ConsumerStatus(**raw)
+    except (orjson.JSONDecodeError, TypeError):
+        return None  # not ours
+    if status.filename != name or not isinstance(status.pid, int) or isinstance(status.pid, bool):
+        return None
+    return status, st.st_ino
+
+
+def _remove_dead(dir_fd: int, name: str, inode: int) -> None:
+    """Remove the entry of a process that is gone (killed with -9), with its lock and temp files."""
+    with contextlib.suppress(OSError):
+        if os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_ino != inode:
+            return  # rewritten since we read it
+        os.unlink(name, dir_fd=dir_fd)
+        logger.info("removed status entry %s: its process is gone", name)
+    leftovers = [f".{name}.lock"]
+    with contextlib.suppress(OSError):
+        leftovers += [n for n in os.listdir(dir_fd) if n.startswith(f"{TEMP_PREFIX}{name}.")]
+    for other in leftovers:
+        with contextlib.suppress(OSError):
+            os.unlink(other, dir_fd=dir_fd)
+
+
 def read_statuses(status_dir: Path, *, path: Path | None = None) -> list[ConsumerStatus]:
-    """Every live consumer's status (of the prompts at ``path`` when given), by service then pid."""
+    """Every live consumer's status (of the prompts at ``path`` when given), by service then pid.
+
+    Raises :class:`~promptwatch.errors.UnsafeDirectoryError` when the per-user temp location was
+    created by someone else.  Entries of processes that are gone are removed.
+    """
     out: list[ConsumerStatus] = []
     want = os.path.abspath(path) if path is not None else None
-    try:
-        entries = sorted(os.scandir(status_dir), key=lambda e: e.name)
-    except FileNotFoundError:
+    if is_private_status_dir(status_dir) and not ensure_private_dir(status_dir, create=False):
         return out
-    for entry in entries:
-        if not entry.name.endswith(".json") or entry.name.startswith("."):
-            continue
-        try:
-            raw = orjson.loads(Path(entry.path).read_bytes())
-            status = ConsumerStatus(**raw)
-        except (OSError, orjson.JSONDecodeError, TypeError):
-            continue  # being replaced, or not ours
-        if want is not None and status.path != want:
-            continue
-        if status.is_alive():
-            out.append(status)
+    try:
+        dir_fd = open_dir(status_dir)
+    except (FileNotFoundError, NotADirectoryError):
+        return out
+    try:
+        trusted = trusted_owners(os.fstat(dir_fd))
+        for name in sorted(os.listdir(dir_fd)):
+            if not name.endswith(".json") or name.startswith("."):
+                continue
+            parsed = _parse_entry(dir_fd, name, status_dir / name, trusted)
+            if parsed is None:
+                continue
+            status, inode = parsed
+            if not status.is_alive():
+                if status.is_local:
+                    _remove_dead(dir_fd, name, inode)
+                continue
+            if want is None or status.path == want:
+                out.append(status)
+    finally:
+        os.close(dir_fd)
     return sorted(out, key=lambda s: (s.service, s.pid))

@@ -131,7 +131,7 @@ Signature = tuple[int, int, int, int] | None
 def _signature(path: Path) -> Signature:
     try:
         st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:  # missing, a symlink loop, a directory on the way gone: no file to compare
         return None
     return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 

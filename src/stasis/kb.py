@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 from rank_bm25 import BM25Okapi
 
+from promptwatch import UnsafeFileError, read_file
 from promptwatch.kbrules import KB_MAX_BYTES, is_kb_document
 from promptwatch.reload import Reloader
 from promptwatch.settings import PromptsSettings
@@ -282,15 +283,20 @@ class KnowledgeBase(Reloader[KbSnapshot]):
             if not is_kb_document(name):
                 continue
             try:
-                if not entry.is_file():
-                    continue
-                with open(entry.path, "rb") as f:
-                    data = f.read(self.max_bytes + 1)
-            except OSError as e:
-                logger.warning("knowledge base file %s skipped: %s", entry.path, e.strerror or e)
+                # Never blocks on a FIFO, reads at most the limit + 1 bytes, follows a symlink only
+                # inside the directory (a ConfigMap), never to a file another user points it at; the
+                # directory itself is walked from its parent, so a kb/ replaced by a link out is refused.
+                data = read_file(Path(entry.path), limit=self.max_bytes, base=self.path.parent).data
+            except FileNotFoundError:
+                continue
+            except (OSError, UnsafeFileError) as e:
+                why = str(e) if isinstance(e, UnsafeFileError) else f"{entry.path}: {e.strerror or e}"
+                if (name, why) not in self._skipped:
+                    self._skipped.add((name, why))
+                    logger.warning("knowledge base file skipped: %s", why)
                 continue
             sha = hashlib.sha256(data).hexdigest()
-            problem = None
+            problem: str | None = None
             if len(data) > self.max_bytes:
                 problem = f"larger than {self.max_bytes} bytes"
             else:

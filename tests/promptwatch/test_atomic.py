@@ -302,7 +302,7 @@ def test_missing_directory_is_a_write_error(tmp_path: Path) -> None:
 def test_a_failed_replace_leaves_the_target_and_no_temp(target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = target.read_bytes()
 
-    def broken_replace(src: str, dst: str) -> None:
+    def broken_replace(src: str, dst: str, **dir_fds: int) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(atomic_module.os, "replace", broken_replace)

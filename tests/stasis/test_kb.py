@@ -71,3 +71,37 @@ def test_snapshot_identity_depends_on_names_and_content() -> None:
     b = KbSnapshot.build((KbDocument("b.md", "x", "1"),))
     assert a.sha256 != b.sha256
     assert a.sha256 == KbSnapshot.build((KbDocument("a.md", "x", "1"),)).sha256
+
+
+def test_special_files_and_foreign_links_are_skipped_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A FIFO, a directory, a huge sparse file and a link out of the directory: no hang, no leak, one line each."""
+    import os
+    import threading
+
+    kb_dir = tmp_path / "kb"
+    kb_dir.mkdir()
+    (kb_dir / "good.md").write_text("Доставка по Москве бесплатно.\n")
+    os.mkfifo(kb_dir / "pipe.md")
+    (kb_dir / "folder.md").mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("ADMIN_TOKEN=секрет\n")
+    (kb_dir / "leak.txt").symlink_to(secret)
+    with open(kb_dir / "huge.md", "wb") as f:
+        f.truncate(1 << 30)
+    made: list[KnowledgeBase] = []
+    thread = threading.Thread(target=lambda: made.append(KnowledgeBase(kb_dir, hot_reload=False)), daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "loading the knowledge base blocked"
+    with made[0] as kb:
+        assert [d.name for d in kb.current.documents] == ["good.md"]
+        assert kb.search("секрет") == []
+        kb.reload()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "stasis.kb" and r.levelname == "WARNING"]
+    assert any(f"{kb_dir / 'pipe.md'}: is a FIFO" in w for w in warnings), warnings
+    assert any(f"{kb_dir / 'folder.md'}: is a directory" in w for w in warnings), warnings
+    assert any(f"{kb_dir / 'leak.txt'}: is a symlink leaving its directory" in w for w in warnings), warnings
+    assert any("huge.md" in w and "larger than" in w for w in warnings), warnings
+    assert len(warnings) == 4, warnings

@@ -47,7 +47,8 @@ pytestmark = [
 
 BOT = "metrotech-bot.service"
 PANEL = "metrotech-fastapi.service"
-PROMPTS = "/etc/metrotech/prompts.json"
+PROMPTS = "/etc/metrotech/prompts/prompts.json"
+OLD_GREETING = "Здравствуйте! Это настройки, сделанные до переезда."
 ARI_PASSWORD = "e2e-secret"
 COPY_IGNORE = shutil.ignore_patterns(
     ".git", ".venv", "__pycache__", "*.egg-info", "build", "dist", ".pytest_cache", ".mypy_cache", ".ruff_cache", "var"
@@ -158,6 +159,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         for unit in SERVICES:
             box.run(["sh", "-c", f"cat > /etc/systemd/system/{unit}"], input=SEED_FASTAPI_UNIT)
         box.run(["systemctl", "enable", *SERVICES])
+        # An install from before the layout change: prompts, kb and env side by side in a group-writable dir.
+        old_prompts = json.loads((REPO / "config/prompts.json").read_text())
+        old_prompts["greeting"] = OLD_GREETING
+        box.sh("mkdir -p /etc/metrotech/kb && chmod 2775 /etc/metrotech")
+        box.run(["sh", "-c", "cat > /etc/metrotech/prompts.json"], input=json.dumps(old_prompts, ensure_ascii=False))
+        box.run(["sh", "-c", "cat > /etc/metrotech/kb/old.md"], input="# Старое\n\nФайл базы знаний до переезда.\n")
+        old_env = "PROMPTS_PATH=/etc/metrotech/prompts.json\nKB_DIR=/etc/metrotech/kb\n"
+        box.run(["sh", "-c", "cat > /etc/metrotech/metrotech.env"], input=old_env)
         output = box.run(["make", "-s", "-C", "/src", "install-units"], timeout=120).stdout
         # The operator's settings: a free port for the panel, a token, and an Asterisk that is not there.
         env = (
@@ -177,8 +186,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def test_install_units_replaces_the_hand_made_units_and_keeps_backups(stack: Stack) -> None:
     box = stack.box
     assert "installed  /etc/systemd/system/metrotech-bot.service" in stack.install_output
-    backups = box.sh("ls /var/backups/metrotech").split()
+    listed = box.sh("ls /var/backups/metrotech").split()
+    backups = [name for name in listed if ".service." in name]
     assert sorted(name.split(".service.")[0] for name in backups) == ["metrotech-bot", "metrotech-fastapi"]
+    assert [name.split(".env.")[0] for name in listed if ".service." not in name] == ["metrotech"], listed
     assert box.sh(f"cat /var/backups/metrotech/{backups[0]}") == SEED_FASTAPI_UNIT
     # The old enablement links in multi-user.target.wants are gone; the target carries the services now.
     wants = box.sh("ls /etc/systemd/system/multi-user.target.wants").split()
@@ -190,20 +201,31 @@ def test_install_units_creates_user_directories_and_enables_the_target(stack: St
     box = stack.box
     assert box.run(["id", "-nG", "metrotech"]).stdout.split() == ["metrotech"]
     stats = box.sh(
-        "stat -c '%n %a %U %G' /etc/metrotech /etc/metrotech/metrotech.env /etc/metrotech/prompts.json "
-        "/etc/metrotech/kb /var/lib/metrotech /var/lib/metrotech/sounds /run/metrotech/status"
+        "stat -c '%n %a %U %G' /etc/metrotech /etc/metrotech/metrotech.env /etc/metrotech/prompts "
+        "/etc/metrotech/prompts/prompts.json /etc/metrotech/prompts/kb /var/lib/metrotech /var/lib/metrotech/sounds "
+        "/run/metrotech/status"
     ).splitlines()
     assert stats == [
-        "/etc/metrotech 2775 root metrotech",
+        "/etc/metrotech 755 root root",
         "/etc/metrotech/metrotech.env 640 root metrotech",
-        "/etc/metrotech/prompts.json 664 metrotech metrotech",
-        "/etc/metrotech/kb 2775 metrotech metrotech",
+        "/etc/metrotech/prompts 2775 root metrotech",
+        "/etc/metrotech/prompts/prompts.json 664 metrotech metrotech",
+        "/etc/metrotech/prompts/kb 2775 metrotech metrotech",
         "/var/lib/metrotech 750 metrotech metrotech",
         "/var/lib/metrotech/sounds 2750 metrotech metrotech",
         "/run/metrotech/status 750 metrotech metrotech",
     ]
     for unit in (*SERVICES, "metrotech.target"):
         assert box.run(["systemctl", "is-enabled", unit]).stdout.strip() == "enabled"
+    # The older install was moved, not replaced: the operator's prompts and kb, the env file's paths.
+    assert "moved      /etc/metrotech/prompts.json -> /etc/metrotech/prompts/prompts.json" in stack.install_output
+    assert OLD_GREETING in box.run(["cat", PROMPTS]).stdout
+    assert box.sh("ls /etc/metrotech/prompts/kb").split() == ["old.md"]
+    env = box.run(["cat", "/etc/metrotech/metrotech.env"]).stdout
+    assert "PROMPTS_PATH=/etc/metrotech/prompts/prompts.json\nKB_DIR=/etc/metrotech/prompts/kb\n" in env
+    # A group member (Asterisk is one) can edit the prompts, but not rename or replace the env file.
+    denied = box.run(["runuser", "-u", "asterisk", "--", "mv", "/etc/metrotech/metrotech.env", "/tmp/x"], check=False)
+    assert denied.returncode != 0 and box.run(["test", "-f", "/etc/metrotech/metrotech.env"]).returncode == 0
     # Re-running is safe: nothing replaced, nothing backed up, the operator's env file kept.
     again = box.run(["make", "-s", "-C", "/src", "install-units"], timeout=120).stdout
     assert "installed" not in again and "backed up" not in again, again
@@ -256,7 +278,7 @@ def test_every_hardening_option_holds_and_python_works(stack: Stack, unit: str) 
     """Run a probe under a copy of the installed unit: same sandbox, only ExecStart= and restarts changed."""
     box = stack.box
     probe = unit.replace(".service", "-probe.service")
-    writable = ["/var/lib/metrotech", "/run/metrotech/status"] + (["/etc/metrotech"] if unit == PANEL else [])
+    writable = ["/var/lib/metrotech", "/run/metrotech/status"] + (["/etc/metrotech/prompts"] if unit == PANEL else [])
     args = " ".join(f"--writable {path}" for path in writable)
     args += f" --peer {stack.main_pid(BOT if unit == PANEL else PANEL)}"
     box.sh(
@@ -486,7 +508,7 @@ def test_uninstall_units_keeps_config_and_data(stack: Stack) -> None:
     box.run(["make", "-s", "-C", "/src", "uninstall-units"], timeout=120)
     listed = box.run(["systemctl", "list-unit-files", "--no-legend", "metrotech*"], check=False).stdout
     assert listed.strip() == ""
-    box.run(["test", "-f", "/etc/metrotech/prompts.json"])
+    box.run(["test", "-f", PROMPTS])
     box.run(["test", "-f", "/etc/metrotech/metrotech.env"])
     box.run(["test", "-d", "/var/lib/metrotech"])
     assert not box.run(["test", "-e", "/etc/systemd/system/metrotech-bot.service"], check=False).returncode == 0

@@ -63,7 +63,7 @@ def test_sync_unit_settings_and_the_order_of_the_others(tmp_path: Path) -> None:
     service = sync["Service"]
     assert service["Type"] == "notify" and service["ExecStart"] == "/opt/metrotech/venv/bin/promptwatch sync"
     assert service["User"] == "metrotech" and service["ProtectSystem"] == "strict"
-    assert service["ReadWritePaths"] == "/etc/metrotech" and int(service["WatchdogSec"]) > 0
+    assert service["ReadWritePaths"] == "/etc/metrotech/prompts" and int(service["WatchdogSec"]) > 0
     assert service["SyslogIdentifier"] == "metrotech-sync"
     assert sync["Unit"]["PartOf"] == "metrotech.target" and sync["Install"]["WantedBy"] == "metrotech.target"
     assert "Requires" not in sync["Unit"], "Redis down must not keep the agent (and the host) from starting"

@@ -23,10 +23,10 @@ EXPECTED_FILES = {
     "etc/sysusers.d/metrotech.conf": 0o644,
     "etc/tmpfiles.d/metrotech.conf": 0o644,
     "etc/metrotech/metrotech.env": 0o640,
-    "etc/metrotech/prompts.json": 0o664,
-    "etc/metrotech/kb/тарифы.md": 0o664,
-    "etc/metrotech/kb/доставка.md": 0o664,
-    "etc/metrotech/kb/часы-работы.md": 0o664,
+    "etc/metrotech/prompts/prompts.json": 0o664,
+    "etc/metrotech/prompts/kb/тарифы.md": 0o664,
+    "etc/metrotech/prompts/kb/доставка.md": 0o664,
+    "etc/metrotech/prompts/kb/часы-работы.md": 0o664,
 }
 
 
@@ -57,7 +57,10 @@ def destdir(tmp_path: Path) -> Path:
 def test_destdir_install_produces_the_expected_tree(destdir: Path) -> None:
     files = tree(destdir)
     assert {path: mode for path, (mode, _) in files.items()} == EXPECTED_FILES
-    assert (destdir / "etc/metrotech/prompts.json").read_bytes() == (REPO / "config/prompts.json").read_bytes()
+    assert (destdir / "etc/metrotech/prompts/prompts.json").read_bytes() == (REPO / "config/prompts.json").read_bytes()
+    assert stat.S_IMODE((destdir / "etc/metrotech").stat().st_mode) == 0o755
+    assert stat.S_IMODE((destdir / "etc/metrotech/prompts").stat().st_mode) == 0o2775
+    assert stat.S_IMODE((destdir / "etc/metrotech/prompts/kb").stat().st_mode) == 0o2775
     for path in files:
         assert not re.search(r"@[A-Z_]+@", (destdir / path).read_text()), f"an unrendered @VARIABLE@ in {path}"
 
@@ -72,14 +75,14 @@ def test_install_units_again_changes_nothing(destdir: Path) -> None:
 
 def test_operator_config_is_never_overwritten(destdir: Path) -> None:
     env = destdir / "etc/metrotech/metrotech.env"
-    prompts = destdir / "etc/metrotech/prompts.json"
+    prompts = destdir / "etc/metrotech/prompts/prompts.json"
     env.write_text("ARI_PASSWORD=operator-secret\n")
     prompts.write_text('{"greeting": "edited by the operator"}\n')
-    (destdir / "etc/metrotech/kb/тарифы.md").unlink()
+    (destdir / "etc/metrotech/prompts/kb/тарифы.md").unlink()
     make("install-units", destdir=destdir)
     assert env.read_text() == "ARI_PASSWORD=operator-secret\n"
     assert prompts.read_text() == '{"greeting": "edited by the operator"}\n'
-    assert not (destdir / "etc/metrotech/kb/тарифы.md").exists(), "an existing kb directory is the operator's"
+    assert not (destdir / "etc/metrotech/prompts/kb/тарифы.md").exists(), "an existing kb directory is the operator's"
 
 
 def test_a_hand_made_unit_is_backed_up_before_it_is_replaced(tmp_path: Path) -> None:
@@ -126,6 +129,7 @@ def test_service_units_have_the_promised_settings(destdir: Path, name: str) -> N
     assert service["MemoryDenyWriteExecute"] == "yes"
     assert service["RuntimeDirectory"] == "metrotech" and service["RuntimeDirectoryPreserve"] == "yes"
     assert "PROMPTS_STATUS_DIR=/run/metrotech/status" in path.read_text()
+    assert "PROMPTS_PATH=/etc/metrotech/prompts/prompts.json KB_DIR=/etc/metrotech/prompts/kb" in path.read_text()
     assert "append:" not in path.read_text() and "StandardOutput" not in service, "logs go to the journal"
     assert unit(path)["Unit"]["PartOf"] == "metrotech.target"
     assert unit(path)["Install"]["WantedBy"] == "metrotech.target"
@@ -143,9 +147,13 @@ def test_bot_unit_reload_watchdog_and_stop_timeout(destdir: Path) -> None:
     assert "Wants" not in unit(path)["Unit"] and "Requires" not in unit(path)["Unit"], "the bot must not pull Asterisk"
     # Only the panel writes the configuration directory.
     assert "ReadWritePaths" not in service
-    assert (
-        unit(destdir / "etc/systemd/system/metrotech-fastapi.service")["Service"]["ReadWritePaths"] == "/etc/metrotech"
-    )
+    panel = unit(destdir / "etc/systemd/system/metrotech-fastapi.service")["Service"]
+    assert panel["ReadWritePaths"] == "/etc/metrotech/prompts", "the panel writes prompts and kb, not the env file"
+
+
+def test_the_panel_may_hold_many_connections(destdir: Path) -> None:
+    panel = unit(destdir / "etc/systemd/system/metrotech-fastapi.service")["Service"]
+    assert int(panel["LimitNOFILE"]) >= 16384
 
 
 def test_target_wants_both_services(destdir: Path) -> None:
@@ -190,10 +198,73 @@ def test_snippets_name_the_user_and_directories(destdir: Path) -> None:
         if line and line[0] != "#"
     ]
     paths = {fields[1]: fields for fields in tmpfiles}
-    assert paths["/etc/metrotech"][2:5] == ["2775", "root", "metrotech"]
+    assert paths["/etc/metrotech"][2:5] == ["0755", "root", "root"], "no group may rename the env file"
+    assert paths["/etc/metrotech/metrotech.env"][2:5] == ["0640", "root", "metrotech"]
+    assert paths["/etc/metrotech/prompts"][2:5] == ["2775", "root", "metrotech"]
+    assert paths["/etc/metrotech/prompts/kb"][2:5] == ["2775", "metrotech", "metrotech"]
     assert paths["/var/lib/metrotech/sounds"][2:5] == ["2750", "metrotech", "metrotech"]
     assert paths["/run/metrotech/status"][3] == "metrotech"
 
 
 def test_units_script_is_posix_sh() -> None:
     subprocess.run(["sh", "-n", str(REPO / "systemd/units.sh")], check=True, timeout=10)
+
+
+OLD_ENV = """\
+ARI_PASSWORD=operator-secret
+PROMPTS_PATH=/etc/metrotech/prompts.json
+KB_DIR=/etc/metrotech/kb
+#KB_DIR=/etc/metrotech/kb/
+"""
+
+
+def old_layout(root: Path) -> Path:
+    """An install from before the layout change: prompts, kb and env side by side in a 2775 directory."""
+    conf = root / "etc/metrotech"
+    (conf / "kb").mkdir(parents=True)
+    conf.chmod(0o2775)
+    (conf / "prompts.json").write_text('{"greeting": "the operator\'s own"}\n')
+    (conf / "kb" / "мои-тарифы.md").write_text("# Мои тарифы\n")
+    (conf / "metrotech.env").write_text(OLD_ENV)
+    (conf / "metrotech.env").chmod(0o640)
+    return conf
+
+
+def test_install_units_migrates_an_older_layout_without_losing_anything(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    conf = old_layout(root)
+    output = make("install-units", destdir=root)
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o755, "the env file's directory is no longer group-writable"
+    assert stat.S_IMODE((conf / "prompts").stat().st_mode) == 0o2775
+    assert (conf / "prompts/prompts.json").read_text() == '{"greeting": "the operator\'s own"}\n'
+    assert (conf / "prompts/kb/мои-тарифы.md").read_text() == "# Мои тарифы\n"
+    assert sorted(p.name for p in (conf / "prompts/kb").iterdir()) == ["мои-тарифы.md"], "no sample files added"
+    assert sorted(p.name for p in conf.iterdir()) == ["metrotech.env", "prompts"]
+    env = (conf / "metrotech.env").read_text()
+    assert env == OLD_ENV.replace("/etc/metrotech/prompts.json", "/etc/metrotech/prompts/prompts.json").replace(
+        "/etc/metrotech/kb", "/etc/metrotech/prompts/kb"
+    )
+    assert stat.S_IMODE((conf / "metrotech.env").stat().st_mode) == 0o640
+    [backup] = (root / "var/backups/metrotech").glob("metrotech.env.*")
+    assert backup.read_text() == OLD_ENV
+    assert f"moved      {conf}/prompts.json -> {conf}/prompts/prompts.json" in output
+    assert f"updated    {conf}/metrotech.env" in output
+    # Idempotent: a second run moves, updates and installs nothing.
+    before = tree(root)
+    again = make("install-units", destdir=root)
+    assert tree(root) == before
+    assert not {"installed", "moved", "updated", "secured", "backed up"} & {
+        line[:10].strip() for line in again.splitlines()
+    }
+
+
+def test_a_prompts_entry_planted_in_the_old_group_writable_dir_is_set_aside(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    conf = old_layout(root)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (conf / "prompts").symlink_to(elsewhere)  # a group member's, while the directory was 2775
+    output = make("install-units", destdir=root)
+    assert "set aside" in output
+    assert not (conf / "prompts").is_symlink() and (conf / "prompts/prompts.json").exists()
+    assert list(elsewhere.iterdir()) == []

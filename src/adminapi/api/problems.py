@@ -9,7 +9,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from promptwatch import DocumentError, DocumentSchemaError, DocumentSyntaxError, DocumentTooLargeError
+from promptwatch import (
+    DocumentError,
+    DocumentSchemaError,
+    DocumentSyntaxError,
+    DocumentTooLargeError,
+    UnsafeFileError,
+)
 from promptwatch.schema import format_loc
 
 from .schemas import ErrorItem, Problem
@@ -67,8 +73,15 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return _json(exc.status_code, Problem(detail=str(exc.detail)), dict(exc.headers or {}))
 
 
+async def _unsafe_file(request: Request, exc: Exception) -> JSONResponse:
+    """A FIFO, directory, device or refused symlink where a file must be: nothing read or written (409)."""
+    assert isinstance(exc, UnsafeFileError)
+    return _json(409, Problem(detail=str(exc)))
+
+
 def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(UnsafeFileError, _unsafe_file)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
 

@@ -173,6 +173,8 @@ async def get_prompts(
     hand edit), the newest valid revision is served with the disk's ETag and ``X-Prompts-Valid: false``:
     saving with that ETag replaces the broken file."""
     state = editor.read()
+    if not state.readable:
+        raise ApiError(409, state.error or f"{editor.path}: cannot be read")
     if state.data is None or state.sha256 is None:
         raise ApiError(404, f"{editor.path}: no prompts file yet; PUT one")
     headers = {"ETag": etag(state.sha256), "Cache-Control": "no-cache"}
