@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from promptwatch import sha256_hex, write_document
 from promptwatch.sync import Keys
 from tests.util import wait_until
 
 from ..helpers import make_doc
-from .cluster import NAMESPACE, wait_converged
+from .cluster import NAMESPACE, SimHost, wait_converged
 from .conftest import ClusterFactory, RedisFactory
 
 
@@ -17,8 +19,8 @@ def test_a_save_on_host_a_reaches_the_consumers_of_b_and_c(redis_server: RedisFa
     wait_converged([a, b, c])
     sha = a.write(1)
     wait_converged([a, b, c], sha)
-    record = b.agent_record()
-    assert record["connected"] and record["versions"]["prompts"] == 2, record
+    record = wait_until(lambda: (r := b.agent_record()).get("versions", {}).get("prompts") == 2 and r, timeout=5)
+    assert record["connected"] and record["distributing"], record
 
 
 def test_a_hand_edit_on_host_b_reaches_a_and_c(redis_server: RedisFactory, cluster: ClusterFactory) -> None:
@@ -35,10 +37,16 @@ def test_a_hand_edit_on_host_b_reaches_a_and_c(redis_server: RedisFactory, clust
 def test_knowledge_base_files_are_distributed_and_deleted(redis_server: RedisFactory, cluster: ClusterFactory) -> None:
     server = redis_server()
     a, b, c = cluster(server.url, consumers=False)
-    (a.config / "kb" / "тарифы.md").write_text("# Тарифы\nДоставка 300 ₽.\n")
+    text = "# Тарифы\nДоставка 300 ₽.\n"
+    (a.config / "kb" / "тарифы.md").write_text(text)  # in place: an empty version may go first, then this
+
+    def has_it(h: SimHost) -> bool:
+        with contextlib.suppress(FileNotFoundError):
+            return (h.config / "kb" / "тарифы.md").read_text() == text
+        return False
+
     for h in (b, c):
-        wait_until(lambda h=h: (h.config / "kb" / "тарифы.md").exists(), timeout=10, message=f"kb on {h.name}")
-    assert (c.config / "kb" / "тарифы.md").read_text() == "# Тарифы\nДоставка 300 ₽.\n"
+        wait_until(lambda h=h: has_it(h), timeout=10, message=f"kb on {h.name}")
     (b.config / "kb" / "тарифы.md").unlink()
     for h in (a, c):
         wait_until(lambda h=h: not (h.config / "kb" / "тарифы.md").exists(), timeout=10, message=f"gone on {h.name}")

@@ -53,7 +53,7 @@ def test_redis_down_then_back_empty(redis_server: RedisFactory, cluster: Cluster
     assert [(x["host"], x["sha256"], x["base_version"]) for x in conflicts] == [(loser.name, loser_sha, 2)]
     assert "ERROR" in loser.log() and "conflict" in loser.log()
     wait_until(lambda: all(h.agent_record().get("connected") for h in (a, b, c)), timeout=10)
-    assert loser.agent_record()["conflicts"][0]["sha256"] == loser_sha
+    wait_until(lambda: [x["sha256"] for x in loser.agent_record().get("conflicts", [])] == [loser_sha], timeout=5)
 
 
 def test_an_older_host_never_rolls_the_others_back(redis_server: RedisFactory, cluster: ClusterFactory) -> None:
