@@ -24,6 +24,16 @@ class SyncSettings(PromptsSettings):
     prompts_sync_heartbeat_ms: int = Field(default=5000, ge=100, le=600_000)
     """How often the agent refreshes its host record in Redis; the record expires after three of these."""
 
+    def problems(self) -> list[str]:
+        """The core's problems, and a Redis URL the agent could not use (``promptwatch config --check``)."""
+        found = super().problems()
+        if self.prompts_redis_url:
+            try:
+                parse_url(self.prompts_redis_url)
+            except RedisUrlError as e:
+                found.append(str(e))
+        return found
+
 
 def open_agent(settings: SyncSettings, file: Path | None = None) -> SyncAgent:
     """The agent for ``file`` (default ``PROMPTS_PATH``); :class:`StartupError` without a usable URL."""
