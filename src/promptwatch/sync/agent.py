@@ -206,8 +206,9 @@ class SyncAgent:
                     self._connected()
                     delay = RETRY_MIN
                 self._last_id, names = self._stream.read_changes(self._last_id, int(self.block * 1000))
-                for name in sorted(names):
-                    self._reconcile(name)
+                for name, version in sorted(names.items()):
+                    if version > self.state.get(name).version or name in self.errors:
+                        self._reconcile(name)  # not our own publication coming back, nor one applied already
                 if time.monotonic() >= next_safety:
                     next_safety = time.monotonic() + self.safety_interval
                     self._safety_check()

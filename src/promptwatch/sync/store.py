@@ -159,16 +159,18 @@ class SyncStore:
         entries = cast(list[Any], self.client.xrevrange(self.keys.changes, count=1))
         return _text(entries[0][0]) if entries else "0-0"
 
-    def read_changes(self, after: str, block_ms: int) -> tuple[str, set[str]]:
-        """Block up to ``block_ms`` for stream entries after ``after``: the last id read and the names changed."""
+    def read_changes(self, after: str, block_ms: int) -> tuple[str, dict[str, int]]:
+        """Block up to ``block_ms`` for stream entries after ``after``: the last id read, and for each
+        document changed the highest version announced."""
         reply = cast(list[Any], self.client.xread({self.keys.changes: after}, block=block_ms, count=1000))
-        names: set[str] = set()
+        names: dict[str, int] = {}
         last = after
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
                 last = _text(entry_id)
                 if b"name" in fields:
-                    names.add(_text(fields[b"name"]))
+                    name = _text(fields[b"name"])
+                    names[name] = max(names.get(name, 0), int(fields.get(b"version", b"0") or 0))
         return last, names
 
     def put_host(self, host: str, record: dict[str, Any], ttl: float) -> None:
