@@ -20,7 +20,11 @@ from promptwatch import StartupError
 
 from .settings import AdminSettings
 
-__all__ = ["Operator", "TokenSet", "is_loopback", "load_tokens"]
+__all__ = ["MIN_TOKEN_CHARS", "Operator", "TokenSet", "is_loopback", "load_tokens", "parse_bearer"]
+
+MIN_TOKEN_CHARS = 16
+"""A configured token has at least this many non-blank characters (``ADMIN_TOKENS``, and ``ADMIN_TOKEN``
+when the panel listens beyond loopback)."""
 
 logger = logging.getLogger("adminapi.auth")
 
@@ -62,6 +66,24 @@ class TokenSet:
     def first(self) -> str:
         return next(iter(self.tokens))
 
+    def shown(self) -> str:
+        """The first token as it may be logged: its first 4 characters only."""
+        return self.first()[:4] + "…"
+
+
+def parse_bearer(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header; None when absent, empty or another scheme."""
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        return None
+    return credentials.strip()
+
+
+def _strong(token: str) -> bool:
+    return len("".join(token.split())) >= MIN_TOKEN_CHARS
+
 
 def _parse_tokens(spec: str) -> dict[str, str]:
     out: dict[str, str] = {}
@@ -70,9 +92,10 @@ def _parse_tokens(spec: str) -> dict[str, str]:
         if not item:
             continue
         name, sep, token = item.partition("=")
-        if not sep or not name.strip() or len(token.strip()) < 16:
+        if not sep or not name.strip() or not _strong(token):
             raise StartupError(
-                f"ADMIN_TOKENS: {item.split('=')[0]!r}: expected name=token with a token of 16+ characters"
+                f"ADMIN_TOKENS: {item.split('=')[0]!r}: expected name=token with a token of "
+                f"{MIN_TOKEN_CHARS}+ non-blank characters"
             )
         out[token.strip()] = name.strip()
     return out
@@ -112,12 +135,21 @@ def _read_or_create(path: Path) -> str:
 def load_tokens(settings: AdminSettings) -> TokenSet:
     """The tokens to accept.  Refuses a non-loopback address when no token is configured."""
     tokens: dict[str, str] = {}
-    if settings.admin_token is not None and settings.admin_token.get_secret_value():
-        tokens[settings.admin_token.get_secret_value()] = settings.admin_token_name
+    exposed = not is_loopback(settings.admin_host)
+    single = settings.admin_token.get_secret_value() if settings.admin_token is not None else ""
+    if single.strip():
+        if exposed and not _strong(single):
+            raise StartupError(
+                f"ADMIN_TOKEN: too weak for ADMIN_HOST={settings.admin_host} (not a loopback address): "
+                f"use {MIN_TOKEN_CHARS}+ non-blank characters"
+            )
+        tokens[single.strip()] = settings.admin_token_name
+    elif single and exposed:
+        raise StartupError(f"ADMIN_TOKEN: blank, refused for ADMIN_HOST={settings.admin_host}")
     tokens.update(_parse_tokens(settings.admin_tokens))
     if tokens:
         return TokenSet(tokens)
-    if not is_loopback(settings.admin_host):
+    if exposed:
         raise StartupError(
             f"ADMIN_HOST={settings.admin_host} is not a loopback address: set ADMIN_TOKEN (or ADMIN_TOKENS) "
             "before exposing the admin panel"

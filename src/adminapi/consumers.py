@@ -104,7 +104,7 @@ async def wait_for_consumers(
     start = time.monotonic()
     deadline = start + timeout
     while True:
-        views = consumer_views(status_dir, path, target, since, host=host)
+        views = await asyncio.to_thread(consumer_views, status_dir, path, target, since, host=host)
         if remote is not None:
             views += [ConsumerView.from_record(r, target, since) for r in await remote()]
         done = all(v.in_sync for v in views)

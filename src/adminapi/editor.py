@@ -5,11 +5,17 @@ history up to date with the disk, so saves made outside the panel (``promptwatch
 edit) become revisions with author ``file``.  A panel save holds one lock while it records the
 content it replaces (if not yet recorded), writes, and records the new content, so the history
 keeps the order of what happened on disk.
+
+One save, one outcome: once the new prompts are on disk they are live, so a history that cannot be
+written (a full state dir) does not turn the save into an error.  The save reports it as a warning,
+and the history is repaired from the disk as soon as it can be written again (:meth:`repair_history`),
+with the author, origin and message of the save when the disk still holds what that save wrote.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -35,7 +41,7 @@ from .cluster import Cluster
 from .history import HistoryStore, Revision
 from .settings import AdminSettings
 
-__all__ = ["DiskState", "EditorError", "PromptsEditor", "SaveResult", "normalize"]
+__all__ = ["DiskState", "EditorBusyError", "EditorError", "PromptsEditor", "SaveResult"]
 
 logger = logging.getLogger("adminapi.editor")
 
@@ -44,7 +50,11 @@ _MISSING = object()
 
 
 class EditorError(Exception):
-    """A save that cannot be done for a reason other than the document (409)."""
+    """A patch that cannot be applied to the file on disk (no file, not a JSON object): save the whole document."""
+
+
+class EditorBusyError(EditorError):
+    """The file kept changing while a patch was being applied."""
 
 
 @dataclass(frozen=True)
@@ -69,15 +79,23 @@ class SaveResult:
     previous_sha256: str | None
     written_at: float
     revision: Revision | None
+    warnings: tuple[str, ...] = ()
+    """What went wrong after the prompts were written (they are live): the history could not record them."""
 
 
-def normalize(data: bytes, *, limit: int) -> bytes:
-    """Validate a document and re-serialise it (2-space indent, UTF-8, trailing newline) for readable diffs."""
-    parse_document(data, source="request body", limit=limit)
-    return orjson.dumps(orjson.loads(data), option=orjson.OPT_INDENT_2) + b"\n"
+@dataclass(frozen=True)
+class _Pending:
+    """A save the history could not record yet: who made it, how and why."""
+
+    author: str
+    origin: str
+    message: str
 
 
 def _dump(obj: dict[str, Any]) -> bytes:
+    """A patched document as written: 2-space indent, UTF-8, trailing newline (readable diffs).
+
+    A whole document (PUT) is written as the operator sent it; only a patch needs serialising."""
     return orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n"
 
 
@@ -102,6 +120,10 @@ class PromptsEditor:
         self._lock = threading.RLock()
         self._closed = False
         self._last_read: DiskState | None = None
+        self._pending: dict[str, _Pending] = {}
+        """sha256 → the saves written to disk whose revision is still missing from the history."""
+        self.history_broken: str | None = None
+        """Why the history could not be written, until it is repaired."""
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -174,15 +196,31 @@ class PromptsEditor:
         return found[1] if found else None
 
     def sync_history(self, *, message: str = "изменено вне панели") -> Revision | None:
-        """Record the content on disk as a revision (author ``file``) unless it is already the newest one."""
+        """Record the content on disk as a revision unless it is already the newest one.
+
+        The author is ``file``, or the operator whose save wrote that content when the history could
+        not record it then.  A history that cannot be written is logged (once per reason) and left for
+        :meth:`repair_history`; this never raises for it (it runs on the watcher's reloads too).
+        """
         with self._lock:
             state = self.read()
-            if state.data is None or state.prompts is None:
+            if state.data is None or state.sha256 is None or state.prompts is None:
                 return None
-            host = self._host_of(state.sha256)
-            rev = self.history.add_if_changed(state.data, author=FILE_AUTHOR, origin="file", message=message, host=host)
+            pending = self._pending.get(state.sha256)
+            author, origin = (pending.author, pending.origin) if pending else (FILE_AUTHOR, "file")
+            note = pending.message if pending else message
+            host = self.settings.prompts_host if pending else self._host_of(state.sha256)
+            try:
+                rev = self.history.add_if_changed(state.data, author=author, origin=origin, message=note, host=host)
+            except sqlite3.Error as e:
+                self._history_failed(e)
+                return None
+            if self.history_broken is not None:
+                logger.warning("history: writable again (%s), repaired from the file on disk", self.history.path)
+            self.history_broken = None
+            self._pending.clear()
         if rev is not None:
-            logger.info("history: recorded sha=%s from the file (%s)", rev.sha256[:12], message)
+            logger.info("history: recorded sha=%s from the file (%s)", rev.sha256[:12], note)
         return rev
 
     def _host_of(self, sha: str | None) -> str:
@@ -196,9 +234,13 @@ class PromptsEditor:
             return
         for c in reversed(self.cluster.conflicts()):  # oldest first
             message = f"конфликт: уступила версии {c['winner_version']} с хоста {c['winner_host']}"
-            rev = self.history.add_conflict(
-                c["data"].encode(), host=str(c["host"]), message=message, created_at=float(c["at"])
-            )
+            try:
+                rev = self.history.add_conflict(
+                    c["data"].encode(), host=str(c["host"]), message=message, created_at=float(c["at"])
+                )
+            except sqlite3.Error as e:
+                self._history_failed(e)
+                return
             if rev is not None:
                 logger.error(
                     "history: kept the edit sha=%s made on host %s as a conflict revision (it lost to version %s)",
@@ -206,6 +248,18 @@ class PromptsEditor:
                     rev.host,
                     c["winner_version"],
                 )
+
+    def repair_history(self) -> None:
+        """Bring the history up to date with the disk when an earlier write of it failed."""
+        if self.history_broken is not None:
+            self.sync_history()
+
+    def _history_failed(self, e: sqlite3.Error) -> str:
+        reason = f"the history ({self.history.path}) cannot be written: {e}"
+        if reason != self.history_broken:
+            logger.error("%s; it will be repaired from the prompts file when it can be written again", reason)
+        self.history_broken = reason
+        return reason
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -217,18 +271,25 @@ class PromptsEditor:
         Raises :class:`DocumentError` (invalid, too large) or :class:`ConflictError` (stale ``if_match``);
         the file is untouched in both cases.
         """
+        warnings: list[str] = []
         with self._lock:
             self.sync_history()
             before = read_bytes(self.path, limit=self.limit)
             written_at = time.time()
             sha, _ = write_document(self.path, data, if_match=if_match, limit=self.limit, source=str(self.path))
-            rev = self.history.add_if_changed(
-                data, author=author, origin=origin, message=message, host=self.settings.prompts_host
-            )
+            try:
+                rev = self.history.add_if_changed(
+                    data, author=author, origin=origin, message=message, host=self.settings.prompts_host
+                )
+            except sqlite3.Error as e:
+                rev = None
+                self._pending[sha] = _Pending(author, origin, message)
+                reason = self._history_failed(e)
+                warnings.append(f"the prompts are saved and live, but {reason}; it will be repaired from the file")
         self._ensure_watching()
         logger.info("saved sha=%s bytes=%d by %s (%s)", sha[:12], len(data), author, origin)
         previous = sha256_hex(before) if before is not None else None
-        return SaveResult(sha, len(data), previous, written_at, rev)
+        return SaveResult(sha, len(data), previous, written_at, rev, tuple(warnings))
 
     def patch(
         self, key: str, value: Any, *, remove: bool, if_match: str | None, author: str, message: str = ""
@@ -259,7 +320,7 @@ class PromptsEditor:
                 return self.save(data, if_match=state.sha256, author=author, origin="patch", message=message)
             except ConflictError:
                 continue  # written meanwhile: decide again against the new content
-        raise EditorError(f"{self.path}: changing too often to patch {key!r}; try again")
+        raise EditorBusyError(f"{self.path}: changing too often to patch {key!r}; try again")
 
     def rollback(self, sha: str, *, if_match: str | None, author: str) -> SaveResult | None:
         """Write the content of revision ``sha`` as a new revision; None when there is no such revision."""

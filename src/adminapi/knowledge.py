@@ -10,15 +10,26 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from promptwatch import UnsafeFileError, atomic_write, file_lock, kbrules, read_file, sha256_hex
 from promptwatch.atomic import lock_path
-from promptwatch.kbrules import KB_EXTENSIONS, check_kb_name
+from promptwatch.kbrules import KB_EXTENSIONS, KB_NEW_NAME_PATTERN, check_kb_name
 from promptwatch.safeio import resolved
 
-__all__ = ["KB_EXTENSIONS", "KbContentError", "KbError", "KbFile", "KbNameError", "KbStore", "KbTooLargeError"]
+__all__ = [
+    "KB_EXTENSIONS",
+    "UPLOAD_NAME_PATTERN",
+    "KbContentError",
+    "KbError",
+    "KbFile",
+    "KbNameError",
+    "KbStore",
+    "KbTooLargeError",
+    "check_upload_name",
+]
 
 
 class KbError(Exception):
@@ -47,6 +58,21 @@ class KbFile:
     @property
     def media_type(self) -> str:
         return KB_EXTENSIONS.get(Path(self.name).suffix.lower(), "text/plain")
+
+
+UPLOAD_NAME_PATTERN = KB_NEW_NAME_PATTERN
+_UPLOAD_NAME = re.compile(UPLOAD_NAME_PATTERN)
+
+
+def check_upload_name(raw: str) -> str:
+    """The name a new file is stored under (NFC), or :class:`KbNameError`."""
+    name = check_name(raw)
+    if not _UPLOAD_NAME.match(name):
+        raise KbNameError(
+            f"{raw!r}: a new file's name is letters, digits, spaces and common punctuation (at most 63 characters), "
+            f"ending in {', '.join(sorted(KB_EXTENSIONS))}"
+        )
+    return name
 
 
 def check_name(raw: str) -> str:
@@ -122,9 +148,11 @@ class KbStore:
             raise KbNameError(f"{path.name}: exists and is not a regular file")
         self.directory.mkdir(parents=True, exist_ok=True)
         created = not path.exists()
-        sha = atomic_write(path, data, base=self._base)
-        with contextlib.suppress(FileNotFoundError):
-            lock_path(path).unlink()  # no conditional writes here: keep the directory free of lock files
+        try:
+            sha = atomic_write(path, data, base=self._base)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                lock_path(path).unlink()  # no conditional writes here: keep the directory free of lock files
         st = path.lstat()
         return KbFile(path.name, st.st_size, st.st_mtime, sha), created
 

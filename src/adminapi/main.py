@@ -34,9 +34,11 @@ from promptwatch.sync import RedisUrlError
 from promptwatch.systemd import notify
 from stasis.calllog import CallLog
 
-from .api.limits import UploadLimit
+from .api.guard import RequestGuard
+from .api.limits import BodyCaps
 from .api.problems import install_handlers
 from .api.routes import calls, health, kb, metrics, playground, prompts, status
+from .api.schemas import PATCH_ADAPTER
 from .auth import load_tokens
 from .cluster import Cluster
 from .consumers import consumer_views, missing_services
@@ -44,6 +46,7 @@ from .editor import PromptsEditor
 from .history import HistoryStore
 from .knowledge import KbStore
 from .metrics import AdminMetrics
+from .server import server_config
 from .settings import AdminSettings
 
 __all__ = ["create_app", "main", "status_line"]
@@ -88,6 +91,14 @@ async def _status_loop(app: FastAPI, period: float = 1.0) -> None:
         await asyncio.sleep(period)
 
 
+async def _repair_loop(editor: PromptsEditor, period: float = 1.0) -> None:
+    """Retry a history that could not be written (a full state dir) until it is repaired from the disk."""
+    while True:
+        await asyncio.sleep(period)
+        if editor.history_broken is not None:
+            await run_in_threadpool(editor.repair_history)
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: AdminSettings = app.state.settings
@@ -98,20 +109,22 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.history = history
     app.state.editor = editor
     app.state.kb = KbStore(settings.knowledge_base_dir, max_bytes=settings.kb_max_bytes)
-    app.state.calllog = CallLog(settings.calllog_path, readonly=True)
+    app.state.calllog = await run_in_threadpool(lambda: CallLog(settings.calllog_path, readonly=True))
     app.state.agent = None
     app.state.agent_lock = asyncio.Lock()
     status_task = asyncio.create_task(_status_loop(app)) if notify_enabled() else None
+    repair_task = asyncio.create_task(_repair_loop(editor))
     logger.info(
         "admin panel ready: prompts=%s kb=%s calls=%s", editor.path, settings.knowledge_base_dir, settings.calllog_path
     )
     try:
         yield
     finally:
-        if status_task is not None:
-            status_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await status_task
+        for task in (status_task, repair_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await playground.close_agent(app.state)
         app.state.editor = None
         app.state.calllog = None
@@ -136,6 +149,13 @@ def _consumer_counts(app: FastAPI) -> tuple[int, int]:
     views = consumer_views(settings.prompts_status_dir, editor.path, editor.read().sha256)
     in_sync = sum(v.in_sync for v in views)
     return in_sync, len(views) - in_sync
+
+
+def _count_too_large(app: FastAPI, method: str, path: str) -> None:
+    """A save refused for its size before it reached the route still counts as a failed save."""
+    if path.startswith("/api/prompts") and method in ("PUT", "POST", "PATCH"):
+        metrics: AdminMetrics = app.state.metrics
+        metrics.save_failures.labels("too_large").inc()
 
 
 def _problem_for_validation_errors(schema: dict[str, Any]) -> None:
@@ -168,7 +188,13 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     except RedisUrlError as e:
         raise StartupError(str(e)) from None
     install_handlers(app)
-    app.add_middleware(UploadLimit, max_bytes=settings.kb_max_bytes)
+    app.add_middleware(
+        RequestGuard,
+        tokens=app.state.tokens,
+        caps=BodyCaps(document_bytes=settings.prompts_max_bytes, kb_bytes=settings.kb_max_bytes),
+        body_timeout=settings.admin_body_timeout,
+        on_too_large=lambda method, path: _count_too_large(app, method, path),
+    )
     for module in (health, prompts, status, kb, calls, playground, metrics):
         app.include_router(module.router)
 
@@ -181,6 +207,9 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
             components = schema.setdefault("components", {})
             schemas = components.setdefault("schemas", {})
             schemas.setdefault("Prompts", Prompts.model_json_schema(ref_template="#/components/schemas/{model}"))
+            patch = PATCH_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(patch.pop("$defs", {}))
+            schemas["PatchBody"] = patch
             _problem_for_validation_errors(schema)
             app.openapi_schema = schema
         return app.openapi_schema
@@ -263,22 +292,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     def ready(server: uvicorn.Server) -> None:
         url = _bound_url(server, settings.admin_host)
         if tokens.generated_file is not None:
-            logger.warning("admin panel: %s  token: %s  (generated, kept in %s)", url, tokens.first(),
+            # Only a prefix goes to the journal (readable by more people than the 0600 file).
+            logger.warning("admin panel: %s  token: %s (generated; the whole token is in %s)", url, tokens.shown(),
                            tokens.generated_file)  # fmt: skip
         else:
             logger.info("admin panel: %s", url)
         notify(f"READY=1\nSTATUS=serving {url}; {status_line(app)}")
 
-    config = uvicorn.Config(
-        app,
-        host=settings.admin_host,
-        port=settings.admin_port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-        proxy_headers=False,
-    )
-    server = _Server(config, on_ready=ready)
+    server = _Server(server_config(app, settings), on_ready=ready)
     server.run()
     return 0 if server.started else 1
 

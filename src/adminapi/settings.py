@@ -33,6 +33,13 @@ class AdminSettings(PromptsSettings):
     admin_history_retention: int = Field(default=100, ge=2, le=100_000)
     admin_wait_max_ms: int = Field(default=10_000, ge=0, le=600_000)
     """The cap on ``?wait_ms=``."""
+    admin_header_timeout: float = Field(default=10.0, gt=0, le=300)
+    """Seconds a client has to send a request's line and headers (on a new or kept-alive connection)."""
+    admin_body_timeout: float = Field(default=30.0, gt=0, le=3600)
+    """Seconds a client has to send a request's body (which is at most the route's size cap)."""
+    admin_max_connections: int = Field(default=512, ge=8, le=100_000)
+    """Open connections at most (lowered to fit ``RLIMIT_NOFILE``); beyond it the one waiting longest for its
+    headers is dropped."""
     admin_expected_consumers: str = f"{BOT_SERVICE},{PANEL_SERVICE}"
     """The services the status page expects (comma-separated): one not running is shown as missing."""
 

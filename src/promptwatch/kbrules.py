@@ -11,6 +11,7 @@ are normalised to NFC.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from pathlib import PurePath
 
@@ -19,6 +20,7 @@ import orjson
 __all__ = [
     "KB_EXTENSIONS",
     "KB_MAX_BYTES",
+    "KB_NEW_NAME_PATTERN",
     "KbContentError",
     "KbNameError",
     "check_kb_content",
@@ -38,6 +40,21 @@ KB_MAX_BYTES = 2 * 1024 * 1024
 """The default size limit of one knowledge-base file."""
 
 _NAME_MAX_BYTES = 255
+
+
+def _any_case(text: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in text)
+
+
+KB_NEW_NAME_PATTERN = (
+    r"^[\w(\[«„“‘][\w .,;:!?'()\[\]{}«»„“”‘’@#№%&+=~\-–—]{0,53}"
+    + r"\.(?:"
+    + "|".join(_any_case(ext.removeprefix(".")) for ext in KB_EXTENSIONS)
+    + ")$"
+)
+"""The names the panel gives *new* files (documented in its API schema): letters and digits of any script,
+spaces and common punctuation, at most 63 characters, ending in a knowledge-base extension.  A subset of
+:func:`check_kb_name`, which governs reading and deleting, so every name the panel creates is loaded."""
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 
 

@@ -29,8 +29,8 @@ class Prompts(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True, str_strip_whitespace=False)
 
-    system_prompt: str = Field(min_length=1)
-    greeting: str = Field(min_length=1)
+    system_prompt: str = Field(min_length=1, json_schema_extra={"pattern": r"\S"})  # not blank (_not_blank)
+    greeting: str = Field(min_length=1, json_schema_extra={"pattern": r"\S"})
     fillers: tuple[Filler, ...] = ()
     fallback: str | None = None
     goodbye: str | None = None

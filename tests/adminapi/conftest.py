@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import pytest
 import uvicorn
 
 from adminapi import AdminSettings, create_app
+from adminapi.server import server_config
 from promptwatch import read_statuses
 from tests.util import wait_until
 
@@ -54,7 +58,7 @@ def make_settings(config_dir: Path, status_dir: Path, tmp_path: Path, **override
 
 def serve(settings: AdminSettings) -> Served:
     app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on")
+    config = server_config(app, settings, host="127.0.0.1", port=0, lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
@@ -143,3 +147,52 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+class Panel(NamedTuple):
+    url: str
+    log: Path
+    pid: int
+
+
+@contextlib.contextmanager
+def spawn_panel(
+    config_dir: Path,
+    status_dir: Path,
+    tmp_path: Path,
+    *,
+    env: dict[str, str] | None = None,
+    prefix: Sequence[str] = (),
+    preexec: Callable[[], None] | None = None,
+) -> Iterator[Panel]:
+    """``adminapi`` in its own process (``prefix`` runs it, e.g. under ``setpriv``)."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("ADMIN_", "NOTIFY_SOCKET", "JOURNAL_STREAM"))}
+    full.update(
+        PROMPTS_PATH=str(config_dir / "prompts.json"),
+        PROMPTS_STATUS_DIR=str(status_dir),
+        KB_DIR=str(config_dir / "kb"),
+        STATE_DIR=str(tmp_path / "state"),
+        CALLLOG_PATH=str(tmp_path / "calls.sqlite3"),
+        ADMIN_TOKEN=TOKEN,
+        **(env or {}),
+    )
+    log = tmp_path / "panel.log"
+    with open(log, "wb") as stderr:
+        proc = subprocess.Popen(
+            [*prefix, sys.executable, "-m", "adminapi.main", "--port", "0"],
+            env=full, cwd=tmp_path, stderr=stderr, preexec_fn=preexec,
+        )  # fmt: skip
+    try:
+        found = wait_until(
+            lambda: re.search(r"admin panel: (http://\S+)/", log.read_text()) or proc.poll() is not None, timeout=20
+        )
+        assert proc.poll() is None, log.read_text()
+        assert isinstance(found, re.Match)
+        yield Panel(found.group(1), log, proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -237,8 +237,10 @@ def test_history_records_the_original_content_and_rollback_restores_it(
     original = prompts_file.read_bytes()
     items = client.get("/api/prompts/history").json()["items"]
     assert [(h["sha256"], h["author"]) for h in items] == [(sha256_hex(original), "file")]
-    r = client.put("/api/prompts", json={**doc(prompts_file), "greeting": "Новое приветствие"})
+    sent = orjson.dumps({**doc(prompts_file), "greeting": "Новое приветствие"}, option=orjson.OPT_INDENT_2)
+    r = client.put("/api/prompts", content=sent)
     new_sha = r.json()["sha256"]
+    assert prompts_file.read_bytes() == sent and new_sha == sha256_hex(sent)  # stored as sent
     diff = client.get("/api/prompts/diff", params={"from": sha256_hex(original), "to": new_sha}).json()
     assert [(c["key"], c["kind"], c["after"]) for c in diff["changes"]] == [
         ("greeting", "changed", "Новое приветствие")

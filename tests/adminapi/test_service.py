@@ -60,6 +60,27 @@ def test_refuses_a_non_loopback_address_without_a_configured_token(
     assert load_tokens(ok).generated_file is None
 
 
+@pytest.mark.parametrize("weak", ["x", "   ", "short-token", " " * 20 + "abc", "a b c d e f g h i j k l m n o"])
+def test_a_weak_admin_token_is_refused_beyond_loopback(
+    config_dir: Path, status_dir: Path, tmp_path: Path, weak: str
+) -> None:
+    """The same rule as ADMIN_TOKENS: 16+ non-blank characters once the panel listens beyond loopback."""
+    settings = make_settings(config_dir, status_dir, tmp_path, admin_token=weak, admin_tokens="", admin_host="0.0.0.0")
+    with pytest.raises(StartupError, match="ADMIN_TOKEN"):
+        load_tokens(settings)
+    assert not (tmp_path / "state" / "admin-token").exists()
+
+
+def test_a_strong_admin_token_is_accepted_beyond_loopback_and_any_on_loopback(
+    config_dir: Path, status_dir: Path, tmp_path: Path
+) -> None:
+    strong = make_settings(config_dir, status_dir, tmp_path, admin_token="0123456789abcdef", admin_tokens="",
+                           admin_host="0.0.0.0")  # fmt: skip
+    assert load_tokens(strong).check("0123456789abcdef") is not None
+    local = make_settings(config_dir, status_dir, tmp_path, admin_token="x", admin_tokens="")
+    assert load_tokens(local).check("x") is not None
+
+
 def _service_env(config_dir: Path, status_dir: Path, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ADMIN_", "NOTIFY_SOCKET", "JOURNAL_STREAM"))}
     env.update(
@@ -114,10 +135,18 @@ def test_service_notifies_ready_logs_to_the_journal_and_stops_gracefully_on_sigt
         assert ready.startswith("READY=1\nSTATUS=serving http://127.0.0.1:")
         assert "consumers in sync 1/1" in ready  # the panel's own watcher
         found = wait_until(
-            lambda: re.search(r"^<4>adminapi: admin panel: (\S+)  token: (\S+)", log.read_text(), re.M), timeout=10
+            lambda: re.search(
+                r"^<4>adminapi: admin panel: (\S+)  token: (\S+)… \(generated; the whole token is in (.+)\)$",
+                log.read_text(),
+                re.M,
+            ),
+            timeout=10,
         )
-        url, token = found.group(1), found.group(2)
-        assert (tmp_path / "state" / "admin-token").read_text().strip() == token
+        url, prefix, where = found.group(1), found.group(2), found.group(3)
+        token = (tmp_path / "state" / "admin-token").read_text().strip()
+        assert Path(where).resolve() == (tmp_path / "state" / "admin-token").resolve()
+        assert len(prefix) == 4 and token.startswith(prefix)
+        assert token not in log.read_text(), "the whole token is not written to the journal"
         assert re.search(r"^<6>promptwatch: prompts loaded sha=", log.read_text(), re.M)
         headers = {"Authorization": f"Bearer {token}"}
         r = httpx.get(url + "api/status", headers=headers, timeout=10)
@@ -146,12 +175,14 @@ def test_metrics_count_saves_conflicts_and_consumers(client: httpx.Client, promp
     assert client.put("/api/prompts", json={**doc, "greeting": "Раз"}).status_code == 200
     assert client.put("/api/prompts", json={**doc, "greeting": "Два"}, headers={"If-Match": stale}).status_code == 412
     assert client.put("/api/prompts", json={**doc, "greeting": " "}).status_code == 422
+    assert client.put("/api/prompts", content=b" " * (2 << 20)).status_code == 413  # refused before the route
     r = client.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     text = r.text
     assert 'adminapi_saves_total{origin="api"} 1.0' in text
     assert "adminapi_conflicts_total 1.0" in text
     assert 'adminapi_save_failures_total{reason="invalid"} 1.0' in text
+    assert 'adminapi_save_failures_total{reason="too_large"} 1.0' in text
     wait_until(lambda: 'adminapi_consumers{state="in_sync"} 1.0' in client.get("/metrics").text, timeout=10)
 
 

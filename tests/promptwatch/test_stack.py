@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -102,6 +103,14 @@ def test_panel_and_bot_share_the_kb_rules_and_limit() -> None:
     assert not kbrules.is_kb_document(".pw-tmp-notes.md.abcd")
     with pytest.raises(kbrules.KbNameError, match="only"):
         kbrules.check_kb_name("notes.pdf")
+
+
+@pytest.mark.parametrize(
+    "name", ["тарифы.md", "Часы работы (лето).MARKDOWN", "a.txt", "цены №5 — опт.json", "x" * 54 + ".md"]
+)
+def test_every_name_the_panel_creates_is_one_the_bot_loads(name: str) -> None:
+    assert re.fullmatch(kbrules.KB_NEW_NAME_PATTERN, name)
+    assert kbrules.check_kb_name(name) == name and kbrules.is_kb_document(name)
 
 
 def test_the_panel_expects_the_bot_and_itself_by_default() -> None:

@@ -13,13 +13,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from stasis.calllog import CallLog
 
-from ..auth import Operator, TokenSet
+from ..auth import Operator, TokenSet, parse_bearer
 from ..cluster import Cluster
 from ..editor import PromptsEditor
 from ..knowledge import KbStore
 from ..metrics import AdminMetrics
 from ..settings import AdminSettings
-from .problems import ApiError
+from .problems import ApiError, Code
 
 __all__ = [
     "CallLogDep",
@@ -47,22 +47,28 @@ async def get_tokens(request: Request) -> TokenSet:
 
 
 async def require_operator(
+    request: Request,
     tokens: Annotated[TokenSet, Depends(get_tokens)],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Operator:
-    """The operator whose token the request carries: 401 without a bearer token, 403 with a wrong one."""
-    if credentials is None or not credentials.credentials:
-        raise ApiError(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-    operator = tokens.check(credentials.credentials)
+    """The operator whose token the request carries: 401 without a bearer token, 403 with a wrong one.
+
+    Requests with a body met the same check in :class:`~adminapi.api.guard.RequestGuard` before their
+    body was read; the header is parsed by the same :func:`~adminapi.auth.parse_bearer` in both places.
+    """
+    token = parse_bearer(request.headers.get("authorization"))
+    if token is None:
+        raise ApiError(Code.TOKEN_REQUIRED, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+    operator = tokens.check(token)
     if operator is None:
-        raise ApiError(403, "wrong token")
+        raise ApiError(Code.WRONG_TOKEN, "wrong token")
     return operator
 
 
 async def get_editor(request: Request) -> PromptsEditor:
     editor = getattr(request.app.state, "editor", None)
     if not isinstance(editor, PromptsEditor):
-        raise ApiError(503, "the prompts editor is not available (the app is starting or stopping)")
+        raise ApiError(Code.NOT_READY, "the prompts editor is not available (the app is starting or stopping)")
     return editor
 
 
@@ -74,7 +80,7 @@ async def get_kb(request: Request) -> KbStore:
 async def get_calllog(request: Request) -> CallLog:
     calllog = getattr(request.app.state, "calllog", None)
     if not isinstance(calllog, CallLog):
-        raise ApiError(503, "the call log is not available (the app is starting or stopping)")
+        raise ApiError(Code.NOT_READY, "the call log is not available (the app is starting or stopping)")
     return calllog
 
 

@@ -1,33 +1,45 @@
-"""Refuse an oversized knowledge-base upload from its ``Content-Length``, before the body is received."""
+"""How large a request body each route accepts: declared once, enforced by :class:`~adminapi.api.guard.RequestGuard`.
+
+A cap is on the bytes the client sends (``Content-Length`` or the sum of the chunks), before anything
+is buffered or parsed.  The prompts document's cap is the document limit itself, so a document that
+``promptwatch write`` accepts is accepted by ``PUT`` too: the panel stores the bytes it was sent.
+"""
 
 from __future__ import annotations
 
-import orjson
-from starlette.types import ASGIApp, Receive, Scope, Send
+import re
+from dataclasses import dataclass
 
-__all__ = ["UploadLimit"]
+__all__ = ["DEFAULT_BODY_BYTES", "MULTIPART_OVERHEAD", "PATCH_OVERHEAD", "PLAYGROUND_OVERHEAD", "BodyCaps"]
 
+DEFAULT_BODY_BYTES = 64 * 1024
+"""Any route not listed below (a rollback, a future small JSON body)."""
 MULTIPART_OVERHEAD = 64 * 1024
-"""Room for the multipart boundaries and headers around the file itself."""
+"""Room for the multipart boundaries, headers and the ``name`` field around an uploaded file."""
+PATCH_OVERHEAD = 8 * 1024
+"""Room for ``{"value": …, "message": …}`` around one prompt (which is at most the document limit)."""
+PLAYGROUND_OVERHEAD = 2 * 1024 * 1024
+"""The phrase and up to 50 earlier utterances (4,000 characters each, JSON-escaped) besides the draft."""
+
+_PATCH = re.compile(r"^/api/prompts/[^/]+$")
 
 
-class UploadLimit:
-    """413 for ``POST /api/kb`` whose declared length exceeds ``max_bytes`` plus the multipart overhead."""
+@dataclass(frozen=True)
+class BodyCaps:
+    """The body cap of each route, from the document and knowledge-base limits."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
+    document_bytes: int
+    kb_bytes: int
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].rstrip("/") == "/api/kb":
-            declared = dict(scope["headers"]).get(b"content-length", b"")
-            if declared.isdigit() and int(declared) > self.max_bytes + MULTIPART_OVERHEAD:
-                body = orjson.dumps(
-                    {"detail": f"upload of {int(declared)} bytes, the limit is {self.max_bytes}", "errors": [],
-                     "current_sha256": None}
-                )  # fmt: skip
-                headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-                await send({"type": "http.response.start", "status": 413, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self.app(scope, receive, send)
+    def cap(self, method: str, path: str) -> int:
+        """The largest body accepted for ``method path`` (in bytes)."""
+        path = path.rstrip("/") or "/"
+        if path == "/api/prompts" and method in ("PUT", "POST"):
+            return self.document_bytes
+        if method == "PATCH" and _PATCH.match(path):
+            return self.document_bytes + PATCH_OVERHEAD
+        if path == "/api/playground" and method == "POST":
+            return self.document_bytes + PLAYGROUND_OVERHEAD
+        if path == "/api/kb" and method == "POST":
+            return self.kb_bytes + MULTIPART_OVERHEAD
+        return DEFAULT_BODY_BYTES

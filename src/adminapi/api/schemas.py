@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema
 
 from ..consumers import ConsumerView
 from ..history import Revision
+from .problems import ErrorItem, Problem
 
 __all__ = [
     "CallDetailOut",
@@ -20,7 +21,10 @@ __all__ = [
     "KbFileOut",
     "KbList",
     "KeyChangeOut",
+    "PATCH_ADAPTER",
     "PatchBody",
+    "PatchRemove",
+    "PatchSet",
     "PlaygroundIn",
     "PlaygroundOut",
     "Problem",
@@ -29,23 +33,6 @@ __all__ = [
     "StatusOut",
     "TurnOut",
 ]
-
-
-class ErrorItem(BaseModel):
-    """One reason a request was refused: the JSON path (``fillers[2]``, ``$`` for the document) and why."""
-
-    path: str
-    message: str
-    line: int | None = None
-    col: int | None = None
-
-
-class Problem(BaseModel):
-    """Every error response: a sentence, the individual errors, and the current ETag on a conflict."""
-
-    detail: str
-    errors: list[ErrorItem] = Field(default_factory=list)
-    current_sha256: str | None = None
 
 
 class RevisionOut(BaseModel):
@@ -89,16 +76,35 @@ class SaveOut(BaseModel):
     consumers: list[ConsumerOut]
     all_applied: bool = Field(description="Every live consumer runs the new sha256")
     waited_ms: float
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Saved and live, but something after the write failed (the history could not record it)",
+    )
 
 
-class PatchBody(BaseModel):
-    """The new value of one prompt; ``remove: true`` deletes the key instead."""
+class PatchSet(BaseModel):
+    """The new value of one prompt (a list of texts for ``fillers``)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"value": "Добрый день! Метротех слушает."}]})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"value": "Добрый день! Метротех слушает."}]}
+    )
 
-    value: str | list[str] | None = None
-    remove: bool = False
+    value: str | list[str]
+    remove: Literal[False] = False
     message: str = Field(default="", max_length=500)
+
+
+class PatchRemove(BaseModel):
+    """``remove: true`` deletes the prompt."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"remove": True}]})
+
+    remove: Literal[True]
+    message: str = Field(default="", max_length=500)
+
+
+PatchBody = Annotated[PatchSet | PatchRemove, Field(description="`value`, or `remove: true`")]
+PATCH_ADAPTER: TypeAdapter[PatchSet | PatchRemove] = TypeAdapter(PatchBody)
 
 
 class ConflictOut(BaseModel):
@@ -253,7 +259,15 @@ class PlaygroundIn(BaseModel):
         }
     )
 
-    prompts: dict[str, Any] = Field(description="The draft prompts document")
+    prompts: Annotated[
+        dict[str, Any],
+        WithJsonSchema(
+            {
+                "allOf": [{"$ref": "#/components/schemas/Prompts"}],
+                "description": "The draft prompts document (validated like a save: 422 with the path of each error)",
+            }
+        ),
+    ]
     text: str = Field(min_length=1, max_length=4000)
     history: list[MessageIn] = Field(default_factory=list, max_length=50)
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import BeforeValidator
 from starlette.concurrency import run_in_threadpool
 
 from stasis.calllog import CallDetail, CallSummary
 
 from ..deps import CallLogDep, OperatorDep
-from ..problems import AUTH_RESPONSES, ApiError, responses
+from ..problems import AUTH_RESPONSES, ApiError, Code, responses
 from ..schemas import CallDetailOut, CallList, CallOut
 
 __all__ = ["router"]
@@ -29,6 +31,17 @@ def _epoch(value: datetime | date | None, *, end: bool = False) -> float | None:
     return start + 86400 if end else start
 
 
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}([T ].*)?")
+
+
+def _iso(value: object) -> object:
+    """Only ISO 8601 dates and times, as documented (``2026-11-25``, ``2026-11-25T10:00:00Z``): pydantic would
+    also take ``0.5`` as a Unix time."""
+    if isinstance(value, str) and not _ISO.fullmatch(value):
+        raise ValueError("expected an ISO 8601 date (YYYY-MM-DD) or date-time")
+    return value
+
+
 def _summary(c: CallSummary) -> CallOut:
     return CallOut.model_validate(c, from_attributes=True)
 
@@ -44,8 +57,12 @@ async def list_calls(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     caller: Annotated[str | None, Query(max_length=100, description="Part of the caller's number or name")] = None,
-    since: Annotated[date | datetime | None, Query(description="From this date or time (UTC unless given)")] = None,
-    until: Annotated[date | datetime | None, Query(description="Until this date (inclusive) or time")] = None,
+    since: Annotated[
+        date | datetime | None, BeforeValidator(_iso), Query(description="From this date or time (UTC unless given)")
+    ] = None,
+    until: Annotated[
+        date | datetime | None, BeforeValidator(_iso), Query(description="Until this date (inclusive) or time")
+    ] = None,
 ) -> CallList:
     items, total = await run_in_threadpool(
         calllog.list_calls,
@@ -62,5 +79,5 @@ async def list_calls(
 async def get_call(call_id: str, calllog: CallLogDep, _operator: OperatorDep) -> CallDetailOut:
     call = await run_in_threadpool(calllog.get_call, call_id)
     if call is None:
-        raise ApiError(404, f"no call {call_id!r} in the call log")
+        raise ApiError(Code.NO_CALL, f"no call {call_id!r} in the call log")
     return _detail(call)

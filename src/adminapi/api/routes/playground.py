@@ -14,7 +14,7 @@ from stasis.kb import KnowledgeBase
 from stasis.settings import StasisSettings
 
 from ..deps import OperatorDep, SettingsDep
-from ..problems import AUTH_RESPONSES, ApiError, document_error, responses
+from ..problems import AUTH_RESPONSES, ApiError, Code, document_error, responses
 from ..schemas import PassageOut, PlaygroundIn, PlaygroundOut
 
 __all__ = ["close_agent", "router"]
@@ -34,7 +34,7 @@ async def _agent(request: Request, settings: SettingsDep) -> Agent:
     async with lock:
         agent = getattr(request.app.state, "agent", None)
         if agent is None:
-            llm = build_llm(StasisSettings.load())
+            llm = build_llm(await asyncio.to_thread(StasisSettings.load))  # reads the .env file: off the loop
             kb = await asyncio.to_thread(
                 KnowledgeBase,
                 settings.knowledge_base_dir,
@@ -65,7 +65,7 @@ async def playground(
     except DocumentError as e:
         raise document_error(e) from None
     except orjson.JSONEncodeError as e:
-        raise ApiError(422, f"draft: {e}") from None
+        raise ApiError(Code.INVALID_DOCUMENT, f"draft: {e}") from None
     agent = await _agent(request, settings)
     history = [Message(m.role, m.text) for m in body.history]
     reply = await agent.reply(prompts, history, body.text)

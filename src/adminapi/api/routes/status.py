@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 
 from ...consumers import ConsumerView, consumer_views, missing_services
 from ..deps import ClusterDep, EditorDep, OperatorDep, SettingsDep
@@ -30,11 +31,11 @@ router = APIRouter(prefix="/api/status", tags=["status"], responses=AUTH_RESPONS
 async def get_status(
     editor: EditorDep, settings: SettingsDep, cluster: ClusterDep, _operator: OperatorDep
 ) -> StatusOut:
-    state = editor.read()
+    state = await run_in_threadpool(editor.read)
     extra: dict[str, Any] = {"host": settings.prompts_host}
     if cluster is None:
-        views = consumer_views(
-            settings.prompts_status_dir, settings.prompts_file, state.sha256, host=settings.prompts_host
+        views = await run_in_threadpool(
+            consumer_views, settings.prompts_status_dir, settings.prompts_file, state.sha256, host=settings.prompts_host
         )
     else:
         found = await cluster.state()
