@@ -31,7 +31,15 @@ def free_port() -> int:
 class RedisServer:
     """One ``redis-server``: start, kill -9, restart (empty), a client."""
 
-    def __init__(self, directory: Path, *, tcp: bool = False, replica_of: RedisServer | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        tcp: bool = False,
+        replica_of: RedisServer | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.extra_args = extra_args
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.socket = self.dir / "redis.sock"
@@ -58,6 +66,7 @@ class RedisServer:
         ]  # fmt: skip
         if self.replica_of is not None:
             args += ["--replicaof", "127.0.0.1", str(self.replica_of.port)]
+        args += self.extra_args
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self._pings, timeout=10, interval=0.01, message=f"redis-server in {self.dir} answers")
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from ..helpers import PROMPTWATCH, Child, make_doc, run_cli
 from .cluster import SimHost
 from .conftest import RedisFactory
+from .redis_servers import free_port
 
 
 def test_ready_after_catch_up_then_a_clean_stop(redis_server: RedisFactory, tmp_path: Path) -> None:
@@ -70,3 +75,35 @@ def test_acl_user_and_password_from_the_url(redis_server: RedisFactory, tmp_path
     wrong = run_cli("sync", "--once", env={**host.env, "PROMPTS_REDIS_URL": url.replace("s3cret", "wrong")})
     assert wrong.returncode == 1 and "NOT distributing" in wrong.stdout
     assert "wrong-pass" not in wrong.stdout + wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def _certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1 (openssl), as an operator's TLS Redis has."""
+    ca_key, ca, key, csr, cert = (directory / n for n in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt"))
+    ext = directory / "san.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    for argv in (
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "1",
+         "-subj", "/CN=t"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "1",
+         "-extfile", ext],
+    ):  # fmt: skip
+        subprocess.run(["openssl", *map(str, argv)], check=True, capture_output=True, timeout=60)
+    return ca, cert, key
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_tls_through_a_rediss_url(redis_server: RedisFactory, tmp_path: Path) -> None:
+    ca, cert, key = _certificates(tmp_path)
+    port = free_port()
+    tls = ("--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key))
+    redis_server(extra_args=(*tls, "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no"))
+    url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}"
+    host = SimHost(tmp_path, "a", url, doc=make_doc(0))
+    ok = run_cli("sync", "--once", env=host.env)
+    assert ok.returncode == 0, ok.stderr + ok.stdout
+    assert "via rediss://127.0.0.1" in ok.stdout
+    # Without the CA the server's certificate is not trusted: refused, and said so.
+    untrusted = run_cli("sync", "--once", env={**host.env, "PROMPTS_REDIS_URL": f"rediss://127.0.0.1:{port}/0"})
+    assert untrusted.returncode == 1 and "certificate verify failed" in untrusted.stdout, untrusted.stdout
