@@ -296,7 +296,7 @@ class SyncAgent:
         without content); None for an absent prompts file (nothing to publish: consumers keep theirs).
         """
         name = doc.name
-        remote = self.store.get(name)
+        remote = self.store.get(name, doc.limit)
         agreed = self.state.get(name)
         data = read_bytes(doc.path, limit=doc.limit)
         sha = sha256_hex(data) if data is not None else "" if doc.deletable else None
@@ -375,8 +375,10 @@ class SyncAgent:
         """Why the version in Redis cannot be applied (the validation error, naming the place), or None."""
         source = self._source(doc, remote)
         what = f"refused version {remote.version} of {doc.name} from host {remote.host or '?'}"
-        if remote.sha256 == "" and doc.deletable and not remote.data:
+        if remote.sha256 == "" and doc.deletable and not remote.size:
             return None  # a deletion
+        if remote.size > doc.limit:
+            return f"{what}: {source}: {remote.size} bytes, the limit is {doc.limit}"
         if sha256_hex(remote.data) != remote.sha256:
             return f"{what}: {source}: content does not match its sha256"
         try:

@@ -53,6 +53,15 @@ return {1, new, id}
 """
 
 
+GET = """
+local meta = redis.call('HMGET', KEYS[1], 'version', 'sha256', 'host', 'at')
+local size = redis.call('HSTRLEN', KEYS[1], 'data')
+if size > tonumber(ARGV[1]) then return {meta, size, false} end
+return {meta, size, redis.call('HGET', KEYS[1], 'data')}
+"""
+"""One document's version, and its bytes only when they are within the reader's limit (reads are bounded)."""
+
+
 class Keys:
     """Every key of one namespace, built in one place."""
 
@@ -83,6 +92,8 @@ class Remote:
     data: bytes
     host: str
     at: float
+    size: int = 0
+    """The size of the content in Redis; ``data`` is empty when it is over the reader's limit."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +118,7 @@ class SyncStore:
         self.client = client
         self.keys = Keys(namespace)
         self._publish = client.register_script(PUBLISH)
+        self._get = client.register_script(GET)
 
     def publish(
         self, name: str, data: bytes, sha: str, *, host: str, version: int, mode: Literal["next", "seed"] = "next"
@@ -123,17 +135,20 @@ class SyncStore:
             return Published("ok", ver, sha, third)
         return Published("same" if code == 2 else "conflict", ver, third)
 
-    def get(self, name: str) -> Remote | None:
-        raw = cast(dict[bytes, bytes], self.client.hgetall(self.keys.doc(name)))
-        if not raw or b"version" not in raw:
+    def get(self, name: str, limit: int) -> Remote | None:
+        """The document's current version; its bytes only when at most ``limit`` (else ``size`` says why)."""
+        meta, size, data = self._get(keys=[self.keys.doc(name)], args=[limit])
+        version, sha, host, at = meta
+        if version is None:
             return None
         return Remote(
             name=name,
-            version=int(raw[b"version"]),
-            sha256=_text(raw.get(b"sha256", b"")),
-            data=bytes(raw.get(b"data", b"")),
-            host=_text(raw.get(b"host", b"")),
-            at=float(raw.get(b"at", b"0") or 0),
+            version=int(version),
+            sha256=_text(sha or b""),
+            data=bytes(data) if data else b"",
+            host=_text(host or b""),
+            at=float(at or 0),
+            size=int(size),
         )
 
     def versions(self, names: list[str]) -> dict[str, int]:

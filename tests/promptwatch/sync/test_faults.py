@@ -154,3 +154,18 @@ def test_a_broken_hand_edit_is_not_published(redis_server: RedisFactory, cluster
     fixed = sha256_hex(make_doc("fixed by hand"))
     a.path.write_bytes(make_doc("fixed by hand"))
     wait_converged([a, b, c], fixed)
+
+
+def test_an_oversized_version_in_redis_is_not_even_read(redis_server: RedisFactory, cluster: ClusterFactory) -> None:
+    server = redis_server()
+    a, b = cluster(server.url, "ab", consumers=False)
+    good = wait_converged([a, b])
+    r = server.client()
+    huge = b'{"system_prompt": "' + b"x" * (2 * 1024 * 1024) + b'", "greeting": "hi"}'
+    version = _version(r) + 1
+    r.hset(KEYS.doc("prompts"), mapping={"version": version, "sha256": sha256_hex(huge), "data": huge, "host": "x"})
+    r.xadd(KEYS.changes, {"name": "prompts", "version": version, "sha256": sha256_hex(huge), "host": "x"})
+    for h in (a, b):
+        wait_until(lambda h=h: "the limit is" in (h.agent_record().get("last_error") or ""), timeout=10)
+        assert f"{len(huge)} bytes, the limit is {1024 * 1024}" in h.agent_record()["last_error"]
+        assert h.sha() == good
