@@ -31,8 +31,14 @@ Validate = Callable[[bytes, str], object]
 """``validate(data, source)`` raises :class:`~promptwatch.errors.DocumentError` naming ``source``."""
 
 
-def _validate_prompts(data: bytes, source: str) -> object:
-    return parse_document(data, source=source, limit=MAX_DOCUMENT_BYTES)
+def _prompts_validator(limit: int) -> Validate:
+    def validate(data: bytes, source: str) -> object:
+        return parse_document(data, source=source, limit=limit)
+
+    return validate
+
+
+_validate_prompts = _prompts_validator(MAX_DOCUMENT_BYTES)
 
 
 def _kb_validator(name: str, limit: int) -> Validate:
@@ -63,8 +69,11 @@ class Document:
 class DocumentSet:
     """The main prompts file and its label files, all in one directory."""
 
-    def __init__(self, main: Path, kb_dir: Path | None = None, *, kb_limit: int = KB_MAX_BYTES) -> None:
+    def __init__(
+        self, main: Path, kb_dir: Path | None = None, *, limit: int = MAX_DOCUMENT_BYTES, kb_limit: int = KB_MAX_BYTES
+    ) -> None:
         self.main = main
+        self.limit = limit
         self.directory = main.parent
         self.kb_dir = kb_dir
         self.kb_limit = kb_limit
@@ -86,10 +95,10 @@ class DocumentSet:
     def document(self, name: str) -> Document | None:
         """The local document for ``name`` (``prompts`` or ``prompts.<label>``); None for a foreign name."""
         if name == MAIN:
-            return Document(MAIN, self.main)
+            return self._prompts(MAIN, self.main)
         label = name.removeprefix(f"{MAIN}.")
         if label != name and LABEL_RE.match(label):
-            return Document(name, self.directory / f"{self._stem}.{label}.json")
+            return self._prompts(name, self.directory / f"{self._stem}.{label}.json")
         if name.startswith(KB_PREFIX) and self.kb_dir is not None:
             try:
                 filename = check_kb_name(name[len(KB_PREFIX) :])
@@ -101,9 +110,12 @@ class DocumentSet:
             return Document(name, self.kb_dir / filename, validate, self.kb_limit, deletable=True)
         return None
 
+    def _prompts(self, name: str, path: Path) -> Document:
+        return Document(name, path, _prompts_validator(self.limit), self.limit)
+
     def local(self) -> list[Document]:
         """Every document present on this host: the main file (even when missing) and the label files."""
-        docs = [Document(MAIN, self.main)]
+        docs = [self._prompts(MAIN, self.main)]
         try:
             entries = sorted(self.directory.iterdir())
         except OSError:
@@ -111,7 +123,7 @@ class DocumentSet:
         for path in entries:
             name = self.name_of(path)
             if name is not None and name != MAIN and path.is_file():
-                docs.append(Document(name, path))
+                docs.append(self._prompts(name, path))
         if self.kb_dir is not None:
             try:
                 kb = sorted(e.name for e in os.scandir(self.kb_dir) if is_kb_document(e.name) and e.is_file())

@@ -51,7 +51,12 @@ def open_agent(settings: SyncSettings, file: Path | None = None) -> SyncAgent:
     return SyncAgent(
         SyncStore(client(target), namespace),
         SyncStore(client(target, block=block), namespace),
-        DocumentSet(main, Path(os.path.abspath(settings.kb_dir or main.parent / "kb")), kb_limit=settings.kb_max_bytes),
+        DocumentSet(
+            main,
+            Path(os.path.abspath(settings.kb_dir or main.parent / "kb")),
+            limit=settings.prompts_max_bytes,
+            kb_limit=settings.kb_max_bytes,
+        ),
         SyncState(settings.state_dir, namespace),
         host=settings.prompts_host,
         status_dir=settings.prompts_status_dir,
