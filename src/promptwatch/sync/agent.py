@@ -28,6 +28,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +155,12 @@ class SyncAgent:
         """Catch up (one reconciliation, bounded by the connect timeout), then run the threads."""
         self.reconcile_once()
         self._local = [
-            _LocalFiles(directory, self._local_changed, mode=self.watch_mode, safety_interval=self.safety_interval)
+            _LocalFiles(
+                directory,
+                partial(self._local_changed, directory),
+                mode=self.watch_mode,
+                safety_interval=self.safety_interval,
+            )
             for directory in self._watched_directories()
         ]
         self.status_dir.mkdir(parents=True, exist_ok=True)
@@ -252,14 +258,15 @@ class SyncAgent:
                 self._reconcile(name)
             self._last_id = last
 
-    def _local_changed(self) -> None:
+    def _local_changed(self, directory: Path) -> None:
+        """A change in ``directory``: publish the documents of that directory that differ from Redis."""
         if not self.connected:
             self._status_wake.set()  # pending; published when Redis is back
             return
         try:
             with self._lock:
                 for doc in self._known_documents():
-                    if self._local_sha(doc) != self.state.get(doc.name).sha256:
+                    if doc.path.parent == directory and self._local_sha(doc) != self.state.get(doc.name).sha256:
                         self._reconcile(doc.name)
         except redis.RedisError as e:
             self._disconnected(e)
