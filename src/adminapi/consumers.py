@@ -32,6 +32,10 @@ class ConsumerView:
     in_sync: bool
     latency_ms: float | None
     """From ``since`` (the save) to the consumer loading ``target``; 0 when it already ran it."""
+    started_at: float | None = None
+    updated_at: float | None = None
+    """When the process last published its status (last seen)."""
+    version: str = ""
     host: str = ""
     """``PROMPTS_HOST`` of the consumer's host (with Redis, consumers of every host are listed)."""
 
@@ -59,6 +63,9 @@ class ConsumerView:
             last_error=status.last_error,
             in_sync=in_sync,
             latency_ms=latency,
+            started_at=status.started_at,
+            updated_at=status.updated_at,
+            version=status.version,
         )
 
 

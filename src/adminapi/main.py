@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -37,23 +38,35 @@ from stasis.calllog import CallLog
 from .api.guard import RequestGuard
 from .api.limits import BodyCaps
 from .api.problems import install_handlers
-from .api.routes import calls, health, kb, metrics, playground, prompts, status
+from .api.routes import calls, events, health, kb, metrics, playground, prompts, status
+from .api.routes.events import make_probe
 from .api.schemas import PATCH_ADAPTER
 from .auth import load_tokens
 from .cluster import Cluster
 from .consumers import consumer_views, missing_services
 from .editor import PromptsEditor
+from .events import EventHub, TicketBook
 from .history import HistoryStore
 from .knowledge import KbStore
 from .metrics import AdminMetrics
 from .server import server_config
 from .settings import AdminSettings
 
-__all__ = ["create_app", "main", "status_line"]
+__all__ = ["PanelServer", "create_app", "main", "status_line"]
 
 logger = logging.getLogger("adminapi")
 
 STATIC_DIR = Path(__file__).parent / "static"
+UI_PAGES = ("prompts", "history", "kb", "calls", "status", "playground")
+"""The web UI's pages: ``/prompts``, ``/history/<sha>``, ``/calls/<id>``… all serve ``index.html``."""
+DOCS_HEADERS = {
+    "Cache-Control": "no-cache",
+    # Swagger UI sets inline styles; its script is the packaged bundle and docs.js.
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 UI_HEADERS = {
     "Cache-Control": "no-cache",
     # Only the panel's own script and style: an injected <script> cannot run, nor read the token.
@@ -112,6 +125,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.calllog = await run_in_threadpool(lambda: CallLog(settings.calllog_path, readonly=True))
     app.state.agent = None
     app.state.agent_lock = asyncio.Lock()
+    app.state.started_at = time.time()
     status_task = asyncio.create_task(_status_loop(app)) if notify_enabled() else None
     repair_task = asyncio.create_task(_repair_loop(editor))
     logger.info(
@@ -120,6 +134,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        app.state.events.close()
         for task in (status_task, repair_task):
             if task is not None:
                 task.cancel()
@@ -178,8 +193,12 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         version="1.0",
         description="Prompts that show where each save went live, their history, the knowledge base and call logs.",
         lifespan=_lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
+    app.state.tickets = TicketBook()
+    app.state.events = EventHub(make_probe(lambda: getattr(app.state, "editor", None), settings))
     app.state.tokens = load_tokens(settings)
     app.state.metrics = AdminMetrics(lambda: _consumer_counts(app))
     app.state.editor = None
@@ -195,7 +214,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         body_timeout=settings.admin_body_timeout,
         on_too_large=lambda method, path: _count_too_large(app, method, path),
     )
-    for module in (health, prompts, status, kb, calls, playground, metrics):
+    for module in (health, prompts, status, kb, calls, playground, metrics, events):
         app.include_router(module.router)
 
     # The shared schema of the prompts document, referenced by the request bodies of PUT/POST.
@@ -220,14 +239,27 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", headers=UI_HEADERS)
 
+    async def page(rest: str = "") -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers=UI_HEADERS)
+
+    for name in UI_PAGES:
+        app.add_api_route(f"/{name}", page, include_in_schema=False)
+        app.add_api_route(f"/{name}/{{rest:path}}", page, include_in_schema=False)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> FileResponse:
+        """Swagger UI from the package itself (static/docs/): works without internet."""
+        return FileResponse(STATIC_DIR / "docs" / "index.html", headers=DOCS_HEADERS)
+
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, telling systemd when it accepts connections and that it is stopping."""
+class PanelServer(uvicorn.Server):
+    """uvicorn, telling systemd when it accepts connections and that it is stopping; open event streams
+    are ended first, so a stop does not wait for browsers to go away."""
 
-    def __init__(self, config: uvicorn.Config, *, on_ready: object) -> None:
+    def __init__(self, config: uvicorn.Config, *, on_ready: object = None) -> None:
         super().__init__(config)
         self._on_ready = on_ready
 
@@ -238,6 +270,9 @@ class _Server(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         notify("STOPPING=1")
+        hub = getattr(getattr(self.config.app, "state", None), "events", None)
+        if isinstance(hub, EventHub):
+            hub.close()
         await super().shutdown(sockets)
 
     @contextlib.contextmanager
@@ -299,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             logger.info("admin panel: %s", url)
         notify(f"READY=1\nSTATUS=serving {url}; {status_line(app)}")
 
-    server = _Server(server_config(app, settings), on_ready=ready)
+    server = PanelServer(server_config(app, settings), on_ready=ready)
     server.run()
     return 0 if server.started else 1
 

@@ -65,10 +65,12 @@ class DocumentSyntaxError(DocumentError):
 
 @dataclass(frozen=True)
 class FieldError:
-    """One schema violation: ``loc`` is the JSON path (``fillers[2]``), ``msg`` the reason."""
+    """One schema violation: ``loc`` is the JSON path (``fillers[2]``), ``msg`` the reason, ``kind`` a stable
+    machine-readable name of the rule (pydantic's error type, or ``blank``, ``not_object``)."""
 
     loc: str
     msg: str
+    kind: str = "invalid"
 
     def __str__(self) -> str:
         return f"{self.loc}: {self.msg}"

@@ -107,14 +107,16 @@ def parse_document(
     except orjson.JSONDecodeError as e:
         raise _syntax_error(data, source, e) from None
     if not isinstance(raw, dict):
-        raise DocumentSchemaError([FieldError("$", f"must be a JSON object, not {type(raw).__name__}")], source=source)
+        raise DocumentSchemaError(
+            [FieldError("$", f"must be a JSON object, not {type(raw).__name__}", "not_object")], source=source
+        )
     try:
         return Prompts.model_validate(raw)
     except ValidationError as e:
         errors: list[FieldError] = []
         for err in e.errors(include_url=False):
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "string_pattern_mismatch":
-                msg = "must not be blank"
-            errors.append(FieldError(format_loc(tuple(err["loc"])), msg))
+            msg, kind = err["msg"].removeprefix("Value error, "), err["type"]
+            if kind == "string_pattern_mismatch" or msg == "must not be blank":
+                msg, kind = "must not be blank", "blank"
+            errors.append(FieldError(format_loc(tuple(err["loc"])), msg, kind))
         raise DocumentSchemaError(errors, source=source) from None

@@ -23,7 +23,14 @@ from .atomic import read_content
 from .errors import DocumentError, PromptwatchError, StartupError, UnsafeFileError
 from .reload import Reloader
 from .schema import MAX_DOCUMENT_BYTES, Prompts, parse_document, sha256_hex
-from .status import ConsumerStatus, default_status_dir, process_start_ticks, remove_status, write_status
+from .status import (
+    ConsumerStatus,
+    default_status_dir,
+    process_start_ticks,
+    remove_status,
+    software_version,
+    write_status,
+)
 from .watch import WatchMode
 
 if TYPE_CHECKING:
@@ -235,6 +242,7 @@ class HotPrompts(Reloader[Snapshot]):
             started_at=self._started_at,
             hostname=socket.gethostname(),
             proc_start=self._proc_start,
+            version=software_version(),
         )
 
     def _publish_status(self) -> None:

@@ -13,11 +13,13 @@ ours (:func:`promptwatch.safeio.ensure_private_dir`); one pre-created by another
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from importlib import metadata
 from pathlib import Path
 
 import orjson
@@ -35,6 +37,7 @@ __all__ = [
     "process_start_ticks",
     "read_statuses",
     "remove_status",
+    "software_version",
     "write_status",
 ]
 
@@ -98,6 +101,8 @@ class ConsumerStatus:
     started_at: float
     hostname: str = ""
     proc_start: int | None = None
+    version: str = ""
+    """The promptwatch version the process runs (empty from older writers)."""
 
     @property
     def filename(self) -> str:
@@ -118,6 +123,18 @@ class ConsumerStatus:
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self))
+
+
+_FIELDS = frozenset(f.name for f in fields(ConsumerStatus))
+
+
+@functools.cache
+def software_version() -> str:
+    """The installed promptwatch version, as every process reports it in its status."""
+    try:
+        return metadata.version("promptwatch")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def write_status(status_dir: Path, status: ConsumerStatus) -> None:
@@ -157,8 +174,9 @@ def _parse_entry(dir_fd: int, name: str, shown: Path, trusted: frozenset[int]) -
         return None
     try:
         raw = orjson.loads(data)
-        status = ConsumerStatus(**raw)
-    except (orjson.JSONDecodeError, TypeError):
+        # Fields a newer writer added are ignored, so mixed versions still see each other.
+        status = ConsumerStatus(**{k: v for k, v in raw.items() if k in _FIELDS})
+    except (orjson.JSONDecodeError, TypeError, AttributeError):
         return None  # not ours
     if status.filename != name or not isinstance(status.pid, int) or isinstance(status.pid, bool):
         return None

@@ -72,6 +72,10 @@ CREATE TABLE IF NOT EXISTS turns (
 );
 """
 
+_HAD_ERROR = (
+    "calls.end_reason = 'error' OR EXISTS (SELECT 1 FROM turns t WHERE t.call_id = calls.id AND t.error IS NOT NULL)"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class AddedColumn:
@@ -129,6 +133,8 @@ class CallSummary:
     end_reason: str | None
     prompts_sha256: str
     turn_count: int
+    had_error: bool = False
+    """The call ended with ``error`` or one of its turns recorded an error."""
     console: bool = False
     """Made in ``stasis console`` (a terminal, no Asterisk), not by a caller."""
 
@@ -250,8 +256,11 @@ class CallLog:
         caller: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        end_reason: str | None = None,
+        had_error: bool | None = None,
     ) -> tuple[list[CallSummary], int]:
-        """Calls newest first, and the total matching the filters.  ``caller`` matches number or name."""
+        """Calls newest first, and the total matching the filters.  ``caller`` matches number or name;
+        ``had_error`` keeps only the calls with (True) or without (False) an error."""
         db = self._open()
         if db is None:
             return [], 0
@@ -266,27 +275,35 @@ class CallLog:
         if until is not None:
             where.append("started_at < ?")
             params.append(until)
+        if end_reason is not None:
+            where.append("end_reason = ?")
+            params.append(end_reason)
+        if had_error is not None:
+            where.append(f"({_HAD_ERROR}) = ?")
+            params.append(int(had_error))
         clause = " AND ".join(where)
         with self._lock:
             total = db.execute(f"SELECT COUNT(*) FROM calls WHERE {clause}", params).fetchone()[0]
             rows = db.execute(
-                f"SELECT * FROM calls WHERE {clause} ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?",
+                f"SELECT *, ({_HAD_ERROR}) AS had_error FROM calls WHERE {clause}"
+                " ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             ).fetchall()
-        return [CallSummary(**_decode_row("calls", r, CallSummary)) for r in rows], int(total)
+        return [
+            CallSummary(**{**_decode_row("calls", r, CallSummary), "had_error": bool(r["had_error"])}) for r in rows
+        ], int(total)
 
     def get_call(self, call_id: str) -> CallDetail | None:
         db = self._open()
         if db is None:
             return None
         with self._lock:
-            row = db.execute("SELECT * FROM calls WHERE id = ?", (call_id,)).fetchone()
+            row = db.execute(f"SELECT *, ({_HAD_ERROR}) AS had_error FROM calls WHERE id = ?", (call_id,)).fetchone()
             if row is None:
                 return None
             turns = db.execute("SELECT * FROM turns WHERE call_id = ? ORDER BY idx", (call_id,)).fetchall()
-        return CallDetail(
-            **_decode_row("calls", row, CallSummary), turns=[Turn(**_decode_row("turns", t, Turn)) for t in turns]
-        )
+        summary = {**_decode_row("calls", row, CallSummary), "had_error": bool(row["had_error"])}
+        return CallDetail(**summary, turns=[Turn(**_decode_row("turns", t, Turn)) for t in turns])
 
     def close(self) -> None:
         if self._db is not None:

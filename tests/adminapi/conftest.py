@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,16 +14,22 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import httpx
 import pytest
 import uvicorn
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from adminapi import AdminSettings, create_app
+from adminapi.main import PanelServer
 from adminapi.server import server_config
-from promptwatch import read_statuses
+from promptwatch import atomic_write, read_statuses, sha256_hex
+from promptwatch.atomic import read_bytes
 from tests.util import wait_until
+
+if TYPE_CHECKING:
+    from .browserkit import Panel
 
 TOKEN = "test-token-0123456789abcdef"
 OTHER_TOKEN = "other-token-0123456789abcdef"
@@ -56,10 +63,10 @@ def make_settings(config_dir: Path, status_dir: Path, tmp_path: Path, **override
     return AdminSettings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def serve(settings: AdminSettings) -> Served:
+def serve(settings: AdminSettings, port: int = 0) -> Served:
     app = create_app(settings)
-    config = server_config(app, settings, host="127.0.0.1", port=0, lifespan="on")
-    server = uvicorn.Server(config)
+    config = server_config(app, settings, host="127.0.0.1", port=port, lifespan="on")
+    server = PanelServer(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
     wait_until(lambda: server.started or not thread.is_alive(), timeout=20, message="uvicorn started")
@@ -147,6 +154,132 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+# ---- the browser suite: one Chromium and one panel server for this package (stopped before the next one) --
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One Chromium per test module: Playwright's sync API keeps an event loop running in this thread while it
+    is open, which would break the asyncio tests of the modules after it."""
+    from .browserkit import CHROMIUM, CHROMIUM_ARGS
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="package")
+def session_panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Panel]:
+    from .browserkit import SAMPLE, Panel
+
+    root = tmp_path_factory.mktemp("panel")
+    shutil.copytree(SAMPLE, root / "config")
+    (root / "status").mkdir()
+    settings = make_settings(
+        root / "config",
+        root / "status",
+        root,
+        admin_tokens=f"second={OTHER_TOKEN}",
+        admin_expected_consumers="metrotech-bot",
+        admin_wait_max_ms=1500,  # a stopped consumer makes a save wait this long
+    )
+    served = serve(settings)
+    try:
+        yield Panel(served, root)
+    finally:
+        stop(served)
+
+
+@pytest.fixture
+def panel(session_panel: Panel) -> Panel:
+    """The session's panel with the sample prompts on disk (written atomically, as a hand edit would be)."""
+    from .browserkit import SAMPLE
+
+    sample = (SAMPLE / "prompts.json").read_bytes()
+    if read_bytes(session_panel.prompts_file) != sample:
+        atomic_write(session_panel.prompts_file, sample)
+        with session_panel.served.client() as c:
+            wait_until(lambda: c.get("/api/status").json()["sha256"] == sha256_hex(sample), timeout=10)
+            # The panel's watcher has recorded it: the next save is not blamed on a stale ETag.
+            wait_until(lambda: c.get("/api/prompts/history?limit=1").json()["items"][0]["sha256"] == sha256_hex(sample))
+    return session_panel
+
+
+@pytest.fixture
+def contexts(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
+    """New browser sessions (axe-core preloaded); after the test none may have had a script error."""
+    from .browserkit import AXE, DESKTOP
+
+    made: list[BrowserContext] = []
+    problems: list[str] = []
+
+    def watch(page: Page) -> None:
+        page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
+        page.on(
+            "console",
+            lambda m: (
+                problems.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None
+            ),
+        )
+
+    def new(**options: Any) -> BrowserContext:
+        ctx = browser.new_context(**{"locale": "ru-RU", "viewport": DESKTOP, **options})
+        ctx.set_default_timeout(10_000)
+        ctx.add_init_script(path=str(AXE))  # init scripts are not subject to the page's CSP
+        ctx.on("page", watch)
+        made.append(ctx)
+        return ctx
+
+    yield new
+    for ctx in made:
+        ctx.close()
+    assert not problems, problems
+
+
+@pytest.fixture
+def panel_consumer(session_panel: Panel) -> Iterator[Callable[[str], Consumer]]:
+    """Real ``promptwatch watch`` processes on the session panel's prompts; stopped after the test."""
+    started: list[Consumer] = []
+
+    def start(service: str) -> Consumer:
+        env = {**os.environ, "PROMPTS_STATUS_DIR": str(session_panel.status_dir)}
+        path = session_panel.prompts_file
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "promptwatch.cli", "watch", str(path), "--json", "--service", service],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        c = Consumer(proc, service)
+        started.append(c)
+        wait_until(
+            lambda: (
+                any(s.pid == proc.pid for s in read_statuses(session_panel.status_dir, path=path))
+                or proc.poll() is not None
+            ),
+            timeout=20,
+            message=f"consumer {service} published its status",
+        )
+        assert proc.poll() is None, f"consumer {service} exited with {proc.returncode}"
+        return c
+
+    yield start
+    for c in started:
+        if c.proc.poll() is None:
+            c.proc.send_signal(signal.SIGCONT)
+            c.proc.terminate()
+        try:
+            c.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            c.proc.kill()
+            c.proc.wait()
 
 
 class Panel(NamedTuple):

@@ -207,5 +207,7 @@ def test_ui_is_served_as_utf8(served: Served) -> None:
         assert r.status_code == 200 and r.headers["content-type"] == "text/html; charset=utf-8"
         assert "Промпты" in r.text
         assert "script-src 'self'" in r.headers["content-security-policy"]
-        js = c.get("/static/app.js")
-        assert js.status_code == 200 and "charset=utf-8" in js.headers["content-type"]
+        for module in ("main", "editor", "i18n"):
+            js = c.get(f"/static/js/{module}.js")
+            assert js.status_code == 200 and "charset=utf-8" in js.headers["content-type"]
+            assert js.headers["content-type"].startswith("text/javascript")  # served as a module script

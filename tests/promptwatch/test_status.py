@@ -9,10 +9,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import orjson
 import pytest
 
 from promptwatch import ConsumerStatus, read_statuses
-from promptwatch.status import default_status_dir, process_start_ticks, remove_status, write_status
+from promptwatch.status import default_status_dir, process_start_ticks, remove_status, software_version, write_status
 
 
 def status(**changes: object) -> ConsumerStatus:
@@ -99,3 +100,11 @@ def test_default_status_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     monkeypatch.delenv("RUNTIME_DIRECTORY")
     assert default_status_dir().name == "status"
     assert f"promptwatch-{os.getuid()}" in str(default_status_dir())
+
+
+def test_fields_a_newer_writer_adds_are_ignored_and_the_version_is_kept(status_dir: Path) -> None:
+    mine = status(version="9.9.9")
+    raw = orjson.loads(mine.to_json())
+    (status_dir / mine.filename).write_bytes(orjson.dumps({**raw, "labels": ["staging"], "future": 1}))
+    assert read_statuses(status_dir) == [mine]
+    assert software_version() not in ("", "unknown")

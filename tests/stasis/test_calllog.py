@@ -104,6 +104,28 @@ def test_background_writer_survives_a_failed_write(calllog: CallLog, caplog: pyt
     assert "call log write failed call=no-such-call" in caplog.text
 
 
+def test_filter_by_end_reason_and_by_an_error(calllog: CallLog) -> None:
+    _call(calllog, "ok", started_at=1.0)
+    calllog.end_call("ok", ended_at=2.0, end_reason="goodbye")
+    _call(calllog, "turn-error", started_at=3.0)
+    calllog.add_turn("turn-error", Turn(0, 3.5, caller_text="Алло?", error="LLM timeout"))
+    calllog.end_call("turn-error", ended_at=4.0, end_reason="caller_hangup")
+    _call(calllog, "ended-error", started_at=5.0)
+    calllog.end_call("ended-error", ended_at=6.0, end_reason="error")
+    everything, total = calllog.list_calls()
+    assert total == 3 and {c.id: c.had_error for c in everything} == {
+        "ok": False,
+        "turn-error": True,
+        "ended-error": True,
+    }
+    assert [c.id for c in calllog.list_calls(end_reason="goodbye")[0]] == ["ok"]
+    assert [c.id for c in calllog.list_calls(had_error=True)[0]] == ["ended-error", "turn-error"]
+    assert [c.id for c in calllog.list_calls(had_error=False)[0]] == ["ok"]
+    assert calllog.list_calls(end_reason="caller_hangup", had_error=True)[1] == 1
+    detail = calllog.get_call("turn-error")
+    assert detail is not None and detail.had_error and detail.turns[0].error == "LLM timeout"
+
+
 # The call log as version 1 created it (before console calls were marked).
 VERSION_1 = """
 CREATE TABLE calls (

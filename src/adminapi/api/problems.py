@@ -86,6 +86,11 @@ class Code(StrEnum):
     INTERNAL = "internal"
     NOT_READY = "not_ready"
     NO_SPACE = "no_space"
+    TICKET_INVALID = "ticket_invalid"
+    """An event-stream ticket that is unknown, used or expired: ask ``POST /api/events/ticket`` for a new one."""
+    TOO_MANY_TICKETS = "too_many_tickets"
+    TOO_MANY_STREAMS = "too_many_streams"
+    """The panel's limit of open event streams is reached."""
 
 
 class ErrorItem(BaseModel):
@@ -93,6 +98,9 @@ class ErrorItem(BaseModel):
 
     path: str
     message: str
+    kind: str = Field(
+        default="invalid", description="A stable name of the rule broken (missing, blank, json_syntax, …)"
+    )
     line: int | None = None
     col: int | None = None
 
@@ -137,6 +145,9 @@ STATUS: dict[Code, int] = {
     Code.INTERNAL: 500,
     Code.NOT_READY: 503,
     Code.NO_SPACE: 507,
+    Code.TICKET_INVALID: 401,
+    Code.TOO_MANY_TICKETS: 429,
+    Code.TOO_MANY_STREAMS: 503,
 }
 """The HTTP status of each code (one status per code)."""
 
@@ -169,10 +180,10 @@ def document_error(e: DocumentError) -> ApiError:
     if isinstance(e, DocumentTooLargeError):
         return ApiError(Code.TOO_LARGE, f"the document is {e.size} bytes, the limit is {e.limit}")
     if isinstance(e, DocumentSyntaxError):
-        item = ErrorItem(path="$", message=e.msg, line=e.line, col=e.col)
+        item = ErrorItem(path="$", message=e.msg, kind="json_syntax", line=e.line, col=e.col)
         return ApiError(Code.INVALID_JSON, "not valid JSON", errors=[item])
     if isinstance(e, DocumentSchemaError):
-        items = [ErrorItem(path=f.loc, message=f.msg) for f in e.errors]
+        items = [ErrorItem(path=f.loc, message=f.msg, kind=f.kind) for f in e.errors]
         return ApiError(Code.INVALID_DOCUMENT, f"{len(items)} invalid field(s)", errors=items)
     return ApiError(Code.INVALID_DOCUMENT, str(e))
 
@@ -202,7 +213,10 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    items = [ErrorItem(path=format_loc(tuple(err["loc"])), message=str(err["msg"])) for err in exc.errors()]
+    items = [
+        ErrorItem(path=format_loc(tuple(err["loc"])), message=str(err["msg"]), kind=str(err["type"]))
+        for err in exc.errors()
+    ]
     return _json(422, Problem(code=Code.INVALID_REQUEST, detail="invalid request", errors=items))
 
 
@@ -262,6 +276,7 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         413: "Body over the size limit",
         415: "Not UTF-8 text of an accepted kind",
         422: "Invalid: the JSON path and message of each error",
+        429: "Too many requests outstanding",
         500: "The file could not be written (the message names it and why)",
         503: "Not available yet",
         507: "The disk is full: nothing was changed",

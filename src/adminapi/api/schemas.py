@@ -21,6 +21,7 @@ __all__ = [
     "KbFileOut",
     "KbList",
     "KeyChangeOut",
+    "PanelOut",
     "PATCH_ADAPTER",
     "PatchBody",
     "PatchRemove",
@@ -61,6 +62,9 @@ class ConsumerOut(BaseModel):
     last_error: str | None
     in_sync: bool
     latency_ms: float | None = Field(description="From the save to this consumer loading it (when in sync)")
+    started_at: float | None = Field(default=None, description="When the process started (uptime)")
+    updated_at: float | None = Field(default=None, description="When it last published its status (last seen)")
+    version: str = Field(default="", description="The software version it runs")
     host: str = Field(default="", description="PROMPTS_HOST of the consumer's host")
 
     @classmethod
@@ -105,6 +109,15 @@ class PatchRemove(BaseModel):
 
 PatchBody = Annotated[PatchSet | PatchRemove, Field(description="`value`, or `remove: true`")]
 PATCH_ADAPTER: TypeAdapter[PatchSet | PatchRemove] = TypeAdapter(PatchBody)
+
+
+class PanelOut(BaseModel):
+    """The panel process itself."""
+
+    hostname: str
+    version: str
+    started_at: float
+    now: float = Field(description="The panel's clock, to compute uptimes and ages against")
 
 
 class ConflictOut(BaseModel):
@@ -161,6 +174,7 @@ class StatusOut(BaseModel):
     all_in_sync: bool = Field(
         default=False, description="Every live consumer runs the file on disk and no expected service is missing"
     )
+    panel: PanelOut | None = None
     host: str = Field(default="", description="This panel's host (PROMPTS_HOST)")
     distributing: bool | None = Field(
         default=None, description="With PROMPTS_REDIS_URL: saves here reach the other hosts; None without Redis"
@@ -224,6 +238,7 @@ class CallOut(BaseModel):
     prompts_sha256: str
     turn_count: int
     duration: float | None
+    had_error: bool = Field(description="Ended with an error, or a turn recorded one")
     console: bool = Field(description="A call made in `stasis console` (a terminal, no Asterisk), not by a caller")
 
 

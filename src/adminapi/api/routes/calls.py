@@ -63,6 +63,10 @@ async def list_calls(
     until: Annotated[
         date | datetime | None, BeforeValidator(_iso), Query(description="Until this date (inclusive) or time")
     ] = None,
+    end_reason: Annotated[
+        str | None, Query(max_length=40, description="Only calls that ended so (goodbye, no_input, error, …)")
+    ] = None,
+    had_error: Annotated[bool | None, Query(description="Only calls with (true) or without (false) an error")] = None,
 ) -> CallList:
     items, total = await run_in_threadpool(
         calllog.list_calls,
@@ -71,6 +75,8 @@ async def list_calls(
         caller=caller or None,
         since=_epoch(since),
         until=_epoch(until, end=True),
+        end_reason=end_reason or None,
+        had_error=had_error,
     )
     return CallList(items=[_summary(c) for c in items], total=total, limit=limit, offset=offset)
 
