@@ -303,13 +303,13 @@ class SyncAgent:
         without content); None for an absent prompts file (nothing to publish: consumers keep theirs).
         """
         name = doc.name
-        remote = self.store.get(name, doc.limit)
         agreed = self.state.get(name)
         data = read_bytes(doc.path, limit=doc.limit)
         sha = sha256_hex(data) if data is not None else "" if doc.deletable else None
+        # With a local edit, also where that content came from (a lagging state after a crash): one round trip.
+        remote, found = self.store.get(name, doc.limit, origin_of=sha if sha and sha != agreed.sha256 else "")
         stale = False
         if sha and sha != agreed.sha256:
-            found = self.store.origin(name, sha)
             if found is not None and found[0] >= agreed.version:
                 # The file is a published version our state lags behind (killed between the two writes).
                 self.state.set(name, found[0], sha)

@@ -56,10 +56,13 @@ return {1, new, id}
 GET = """
 local meta = redis.call('HMGET', KEYS[1], 'version', 'sha256', 'host', 'at')
 local size = redis.call('HSTRLEN', KEYS[1], 'data')
-if size > tonumber(ARGV[1]) then return {meta, size, false} end
-return {meta, size, redis.call('HGET', KEYS[1], 'data')}
+local origin = false
+if ARGV[2] ~= '' then origin = redis.call('HGET', KEYS[2], ARGV[2]) end
+if size > tonumber(ARGV[1]) then return {meta, size, false, origin} end
+return {meta, size, redis.call('HGET', KEYS[1], 'data'), origin}
 """
-"""One document's version, and its bytes only when they are within the reader's limit (reads are bounded)."""
+"""One document's version, its bytes only when they are within the reader's limit (reads are bounded),
+and optionally the origin record of a sha256: one round trip."""
 
 
 class Keys:
@@ -111,6 +114,13 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _origin(raw: Any) -> tuple[int, str] | None:
+    if raw is None:
+        return None
+    version, _, host = _text(raw).partition(" ")
+    return int(version), host
+
+
 class SyncStore:
     """The namespace's documents, stream and host records, over one blocking client."""
 
@@ -135,13 +145,15 @@ class SyncStore:
             return Published("ok", ver, sha, third)
         return Published("same" if code == 2 else "conflict", ver, third)
 
-    def get(self, name: str, limit: int) -> Remote | None:
-        """The document's current version; its bytes only when at most ``limit`` (else ``size`` says why)."""
-        meta, size, data = self._get(keys=[self.keys.doc(name)], args=[limit])
-        version, sha, host, at = meta
+    def get(self, name: str, limit: int, *, origin_of: str = "") -> tuple[Remote | None, tuple[int, str] | None]:
+        """The document's current version (its bytes only when at most ``limit``: else ``size`` says why),
+        and with ``origin_of`` the :meth:`origin` of that sha256, in one round trip."""
+        reply = self._get(keys=[self.keys.doc(name), self.keys.origin(name)], args=[limit, origin_of])
+        (version, sha, host, at), size, data, raw_origin = reply
+        origin = _origin(raw_origin)
         if version is None:
-            return None
-        return Remote(
+            return None, origin
+        remote = Remote(
             name=name,
             version=int(version),
             sha256=_text(sha or b""),
@@ -150,6 +162,7 @@ class SyncStore:
             at=float(at or 0),
             size=int(size),
         )
+        return remote, origin
 
     def versions(self, names: list[str]) -> dict[str, int]:
         """The current version of each of ``names`` (0: not in Redis), in one round trip."""
@@ -163,11 +176,7 @@ class SyncStore:
 
     def origin(self, name: str, sha: str) -> tuple[int, str] | None:
         """The version ``sha`` was published as, and the host it was made on; None if never published."""
-        raw = self.client.hget(self.keys.origin(name), sha)
-        if raw is None:
-            return None
-        version, _, host = _text(raw).partition(" ")
-        return int(version), host
+        return _origin(self.client.hget(self.keys.origin(name), sha))
 
     def last_id(self) -> str:
         """The id of the newest stream entry (``0-0`` for an empty stream)."""
