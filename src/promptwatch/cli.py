@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import redis
@@ -37,6 +37,8 @@ from .watch import WatchMode
 
 __all__ = ["main"]
 
+T = TypeVar("T")
+
 
 def _err(message: str) -> None:
     print(f"promptwatch: {message}", file=sys.stderr)
@@ -48,6 +50,18 @@ def _read_input(name: str, limit: int) -> bytes:
         return sys.stdin.buffer.read(limit + 1)
     with open(name, "rb") as f:
         return f.read(limit + 1)
+
+
+def _valid_option(flag: str, value: T | None, check: Callable[[T], object]) -> bool:
+    """False (the problem printed, naming ``flag``) when ``check`` refuses ``value``; True when unset or valid."""
+    if value is None:
+        return True
+    try:
+        check(value)
+    except ValueError as e:
+        _err(f"{flag}: {e}")
+        return False
+    return True
 
 
 def _file_arg(args: argparse.Namespace, settings: PromptsSettings) -> str:
@@ -83,12 +97,8 @@ def cmd_write(args: argparse.Namespace) -> int:
         _err("write: give the new content once: SRC or --from SRC (- for stdin)")
         return 2
     source = args.src if args.src is not None else args.source
-    if args.if_match is not None:
-        try:
-            normalize_sha(args.if_match)
-        except ValueError as e:
-            _err(f"--if-match: {e}")
-            return 2
+    if not _valid_option("--if-match", args.if_match, normalize_sha):
+        return 2
     try:
         data = _read_input(source, settings.prompts_max_bytes)
     except OSError as e:
@@ -144,12 +154,8 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 def cmd_watch(args: argparse.Namespace) -> int:
     settings = _settings()
-    if args.interval_ms is not None:
-        try:
-            check_interval_ms(args.interval_ms)
-        except ValueError as e:
-            _err(f"--interval-ms: {e}")
-            return 2
+    if not _valid_option("--interval-ms", args.interval_ms, check_interval_ms):
+        return 2
     lock = threading.Lock()
     emitted = [0]  # lines printed so far: tells whether a SIGHUP reload already printed its outcome
 
