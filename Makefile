@@ -79,7 +79,10 @@ run: deps-run venv var/config/prompts.json var/.env
 	trap 'stop; exit 130' INT; trap 'stop; exit 143' TERM; \
 	wait -n -p who $$bot $$panel; rc=$$?; \
 	if [ "$$who" = "$$bot" ]; then name=metrotech-bot; other=adminapi; else name=adminapi; other=metrotech-bot; fi; \
-	echo "make run: $$name exited with status $$rc; stopping $$other" >&2; \
+	case $$rc in \
+		0|130|143) echo "make run: $$name stopped; stopping $$other" >&2 ;; \
+		*) echo "make run: $$name exited with status $$rc; stopping $$other" >&2 ;; \
+	esac; \
 	stop; exit $$(( rc == 0 ? 1 : rc ))
 
 test: deps-test venv

@@ -29,6 +29,7 @@ CALL_GRACE_SECONDS=${CALL_GRACE_SECONDS:-20}
 START=${START:-0}
 
 UNITS="metrotech-bot.service metrotech-fastapi.service metrotech.target"
+SYNC_UNIT=metrotech-sync.service  # only with PROMPTS_REDIS_URL set in the env file (several hosts)
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 
 say() { printf '%s\n' "$*"; }
@@ -63,6 +64,10 @@ put() {  # put SOURCE DEST MODE: install, backing up a different file of the sam
     install -m "$3" "$1" "$2.new.$$"
     mv -f "$2.new.$$" "$2"
     say "installed  $2"
+}
+
+redis_configured() {  # redis_configured ENVFILE: PROMPTS_REDIS_URL set (non-empty, not commented out)
+    [ -f "$1" ] && grep -Eq '^[[:space:]]*(export[[:space:]]+)?PROMPTS_REDIS_URL=[[:space:]]*["'"'"']?[^"'"'"'[:space:]#]' "$1"
 }
 
 put_if_absent() {  # put_if_absent SOURCE DEST MODE: the operator's file is never overwritten
@@ -163,6 +168,20 @@ install_all() {
         say "installed  $data/kb"
     fi
 
+    if redis_configured "$conf/metrotech.env"; then
+        render "$here/$SYNC_UNIT.in" "$work/$SYNC_UNIT"
+        put "$work/$SYNC_UNIT" "$DESTDIR$UNITDIR/$SYNC_UNIT" 0644
+        UNITS="$UNITS $SYNC_UNIT"
+    elif [ -e "$DESTDIR$UNITDIR/$SYNC_UNIT" ]; then
+        if systemd_running; then
+            systemctl disable --now "$SYNC_UNIT" || true
+        fi
+        rm -f "$DESTDIR$UNITDIR/$SYNC_UNIT"
+        say "removed    $DESTDIR$UNITDIR/$SYNC_UNIT (PROMPTS_REDIS_URL is no longer set: one host)"
+    else
+        say "skipped    $SYNC_UNIT (PROMPTS_REDIS_URL is not set in $conf/metrotech.env: one host)"
+    fi
+
     if [ -n "$DESTDIR" ]; then
         say "DESTDIR set: not creating the user, not touching systemd"
         return
@@ -192,6 +211,9 @@ install_all() {
 }
 
 uninstall_all() {
+    if [ -e "$DESTDIR$UNITDIR/$SYNC_UNIT" ]; then
+        UNITS="$UNITS $SYNC_UNIT"
+    fi
     if systemd_running; then
         systemctl disable --now $UNITS || true
     fi

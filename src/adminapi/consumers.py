@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 from promptwatch import ConsumerStatus, read_statuses
 
 __all__ = ["ConsumerView", "WaitResult", "consumer_views", "missing_services", "wait_for_consumers"]
+
+
+_STATUS_FIELDS = tuple(f.name for f in fields(ConsumerStatus))
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,15 @@ class ConsumerView:
     updated_at: float | None = None
     """When the process last published its status (last seen)."""
     version: str = ""
+    host: str = ""
+    """``PROMPTS_HOST`` of the consumer's host (with Redis, consumers of every host are listed)."""
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], target: str | None, since: float | None) -> ConsumerView:
+        """A consumer of another host, from its agent's record in Redis."""
+        known: dict[str, Any] = {k: record[k] for k in _STATUS_FIELDS if k in record}
+        status = ConsumerStatus(**known)
+        return replace(cls.of(status, target, since), host=str(record.get("host") or ""))
 
     @classmethod
     def of(cls, status: ConsumerStatus, target: str | None, since: float | None) -> ConsumerView:
@@ -55,9 +69,15 @@ class ConsumerView:
         )
 
 
-def consumer_views(status_dir: Path, path: Path, target: str | None, since: float | None = None) -> list[ConsumerView]:
+def consumer_views(
+    status_dir: Path, path: Path, target: str | None, since: float | None = None, *, host: str = ""
+) -> list[ConsumerView]:
     """Every live consumer of the prompts at ``path``, compared with ``target``."""
-    return [ConsumerView.of(s, target, since) for s in read_statuses(status_dir, path=path)]
+    return [replace(ConsumerView.of(s, target, since), host=host) for s in read_statuses(status_dir, path=path)]
+
+
+RemoteConsumers = Callable[[], Awaitable[list[dict[str, Any]]]]
+"""The consumers of the other hosts (:meth:`adminapi.cluster.Cluster.remote_consumers`)."""
 
 
 def missing_services(expected: tuple[str, ...], views: list[ConsumerView]) -> list[str]:
@@ -73,15 +93,27 @@ class WaitResult:
     waited_ms: float
 
 
-async def wait_for_consumers(status_dir: Path, path: Path, target: str, *, since: float, timeout: float) -> WaitResult:
-    """Poll the status directory until every live consumer reports ``target`` or ``timeout`` seconds pass.
+async def wait_for_consumers(
+    status_dir: Path,
+    path: Path,
+    target: str,
+    *,
+    since: float,
+    timeout: float,
+    host: str = "",
+    remote: RemoteConsumers | None = None,
+) -> WaitResult:
+    """Poll the status directory (and with ``remote`` the other hosts' records) until every live consumer
+    reports ``target`` or ``timeout`` seconds pass.
 
     Polls every 2 ms for the first 100 ms (a consumer on inotify applies within a few ms), then every 20 ms.
     """
     start = time.monotonic()
     deadline = start + timeout
     while True:
-        views = await asyncio.to_thread(consumer_views, status_dir, path, target, since)
+        views = await asyncio.to_thread(consumer_views, status_dir, path, target, since, host=host)
+        if remote is not None:
+            views += [ConsumerView.from_record(r, target, since) for r in await remote()]
         done = all(v.in_sync for v in views)
         now = time.monotonic()
         if done or now >= deadline:

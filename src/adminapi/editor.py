@@ -41,6 +41,7 @@ from promptwatch.atomic import file_lock, read_bytes, read_content
 from promptwatch.labels import PRODUCTION, label_path
 from promptwatch.promotion import Promotion, promote, promotion_message
 
+from .cluster import Cluster
 from .history import HistoryStore, Revision
 from .settings import AdminSettings
 
@@ -106,9 +107,17 @@ class PromptsEditor:
     """The panel's view of one prompts file: reads, saves, patches, rollbacks, and the history they leave."""
 
     def __init__(
-        self, settings: AdminSettings, history: HistoryStore, *, limit: int | None = None, label: str = PRODUCTION
+        self,
+        settings: AdminSettings,
+        history: HistoryStore,
+        *,
+        limit: int | None = None,
+        cluster: Cluster | None = None,
+        label: str = PRODUCTION,
     ) -> None:
         self.settings = settings
+        self.cluster = cluster
+        """With Redis: where each content was made, and the edits that lost on other hosts."""
         self.label = label
         self.path: Path = label_path(settings.prompts_file, label)
         self.history = history
@@ -128,6 +137,7 @@ class PromptsEditor:
         """Start watching (when the file is valid) and record what is on disk as the first revision."""
         self._ensure_watching()
         self.sync_history(message="на диске при запуске панели")
+        self.record_conflicts()
 
     def _ensure_watching(self) -> None:
         if self.hot is not None or self._closed or not self.settings.prompts_hot_reload:
@@ -150,6 +160,7 @@ class PromptsEditor:
 
     def _on_reload(self) -> None:
         self.sync_history()
+        self.record_conflicts()
 
     def close(self) -> None:
         with self._lock:
@@ -216,8 +227,9 @@ class PromptsEditor:
             pending = self._pending.get(state.sha256)
             author, origin = (pending.author, pending.origin) if pending else (FILE_AUTHOR, "file")
             note = pending.message if pending else message
+            host = self.settings.prompts_host if pending else self._host_of(state.sha256)
             try:
-                rev = self.history.add_if_changed(state.data, author=author, origin=origin, message=note)
+                rev = self.history.add_if_changed(state.data, author=author, origin=origin, message=note, host=host)
             except sqlite3.Error as e:
                 self._history_failed(e)
                 return None
@@ -228,6 +240,32 @@ class PromptsEditor:
         if rev is not None:
             logger.info("history: recorded sha=%s from the file (%s)", rev.sha256[:12], note)
         return rev
+
+    def _host_of(self, sha: str | None) -> str:
+        """Where the content on disk was made: another host when the sync agent brought it, else this one."""
+        found = self.cluster.origin_host(sha) if self.cluster is not None and sha else None
+        return found or self.settings.prompts_host
+
+    def record_conflicts(self) -> None:
+        """Keep every recent conflict of the prompts (from any host) as a revision of origin ``conflict``."""
+        if self.cluster is None:
+            return
+        for c in reversed(self.cluster.conflicts()):  # oldest first
+            message = f"конфликт: уступила версии {c['winner_version']} с хоста {c['winner_host']}"
+            try:
+                rev = self.history.add_conflict(
+                    c["data"].encode(), host=str(c["host"]), message=message, created_at=float(c["at"])
+                )
+            except sqlite3.Error as e:
+                self._history_failed(e)
+                return
+            if rev is not None:
+                logger.error(
+                    "history: kept the edit sha=%s made on host %s as a conflict revision (it lost to version %s)",
+                    rev.sha256[:12],
+                    rev.host,
+                    c["winner_version"],
+                )
 
     def repair_history(self) -> None:
         """Bring the history up to date with the disk when an earlier write of it failed."""
@@ -258,7 +296,9 @@ class PromptsEditor:
             written_at = time.time()
             sha, _ = write_document(self.path, data, if_match=if_match, limit=self.limit, source=str(self.path))
             try:
-                rev = self.history.add_if_changed(data, author=author, origin=origin, message=message)
+                rev = self.history.add_if_changed(
+                    data, author=author, origin=origin, message=message, host=self.settings.prompts_host
+                )
             except sqlite3.Error as e:
                 rev = None
                 self._pending[sha] = _Pending(author, origin, message)

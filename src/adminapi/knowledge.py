@@ -11,11 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-
-import orjson
 
 from promptwatch import UnsafeFileError, atomic_write, file_lock, kbrules, read_file, sha256_hex
 from promptwatch.atomic import lock_path
@@ -89,18 +86,9 @@ def check_name(raw: str) -> str:
 def check_content(name: str, data: bytes) -> None:
     """Raise :class:`KbContentError` unless ``data`` is UTF-8 text (valid JSON for ``.json``)."""
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise KbContentError(f"{name}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
-    if "\x00" in text:
-        raise KbContentError(f"{name}: binary content (NUL byte at offset {text.index(chr(0))})")
-    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r\f" for c in text):
-        raise KbContentError(f"{name}: binary content (control characters)")
-    if name.lower().endswith(".json"):
-        try:
-            orjson.loads(data)
-        except orjson.JSONDecodeError as e:
-            raise KbContentError(f"{name}: not valid JSON: {e}") from None
+        kbrules.check_kb_content(name, data)
+    except kbrules.KbContentError as e:
+        raise KbContentError(str(e)) from None
 
 
 class KbStore:

@@ -28,9 +28,10 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from promptwatch import Prompts, PromptwatchError
+from promptwatch import Prompts, PromptwatchError, StartupError
 from promptwatch.logs import setup_logging
 from promptwatch.settings import settings_error
+from promptwatch.sync import RedisUrlError
 from promptwatch.systemd import notify
 from stasis.calllog import CallLog
 
@@ -41,6 +42,7 @@ from .api.routes import calls, events, health, kb, labels, metrics, outcomes, pl
 from .api.routes.events import make_probe
 from .api.schemas import PATCH_ADAPTER
 from .auth import load_tokens
+from .cluster import Cluster
 from .consumers import consumer_views, missing_services
 from .editor import PromptsEditor
 from .events import EventHub, TicketBook
@@ -115,7 +117,8 @@ async def _repair_loop(editor: PromptsEditor, period: float = 1.0) -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: AdminSettings = app.state.settings
     history = await run_in_threadpool(HistoryStore, settings.history_path, retention=settings.admin_history_retention)
-    editor = PromptsEditor(settings, history)
+    cluster: Cluster | None = app.state.cluster
+    editor = PromptsEditor(settings, history, cluster=cluster)
     await run_in_threadpool(editor.start)
     app.state.history = history
     app.state.editor = editor
@@ -147,6 +150,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(editor.close)
         app.state.calllog = None
         history.close()
+        if cluster is not None:
+            await cluster.close()
 
 
 def notify_enabled() -> bool:
@@ -201,6 +206,10 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     app.state.tokens = load_tokens(settings)
     app.state.metrics = AdminMetrics(lambda: _consumer_counts(app))
     app.state.editor = None
+    try:
+        app.state.cluster = Cluster(settings) if settings.prompts_redis_url else None
+    except RedisUrlError as e:
+        raise StartupError(str(e)) from None
     install_handlers(app)
     app.add_middleware(
         RequestGuard,

@@ -19,9 +19,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+import redis
 from pydantic import ValidationError
 
 from .atomic import read_bytes, write_document
@@ -33,13 +34,15 @@ from .logs import setup_logging
 from .promotion import Promotion, promote, record_promotion
 from .safeio import read_file
 from .schema import parse_document, sha256_hex
-from .settings import WATCH_SERVICE, PromptsSettings, check_interval_ms, settings_error
+from .settings import SYNC_SERVICE, WATCH_SERVICE, PromptsSettings, check_interval_ms, settings_error
 from .snapshot import HotPrompts, Snapshot
 from .stackconfig import StackReport, load_stack
 from .status import read_statuses
 from .watch import WatchMode
 
 __all__ = ["main"]
+
+T = TypeVar("T")
 
 
 def _err(message: str) -> None:
@@ -52,6 +55,18 @@ def _read_input(name: str, limit: int) -> bytes:
         return sys.stdin.buffer.read(limit + 1)
     with open(name, "rb") as f:
         return f.read(limit + 1)
+
+
+def _valid_option(flag: str, value: T | None, check: Callable[[T], object]) -> bool:
+    """False (the problem printed, naming ``flag``) when ``check`` refuses ``value``; True when unset or valid."""
+    if value is None:
+        return True
+    try:
+        check(value)
+    except ValueError as e:
+        _err(f"{flag}: {e}")
+        return False
+    return True
 
 
 def _file_arg(args: argparse.Namespace, settings: PromptsSettings) -> str:
@@ -87,12 +102,8 @@ def cmd_write(args: argparse.Namespace) -> int:
         _err("write: give the new content once: SRC or --from SRC (- for stdin)")
         return 2
     source = args.src if args.src is not None else args.source
-    if args.if_match is not None:
-        try:
-            normalize_sha(args.if_match)
-        except ValueError as e:
-            _err(f"--if-match: {e}")
-            return 2
+    if not _valid_option("--if-match", args.if_match, normalize_sha):
+        return 2
     try:
         data = _read_input(source, settings.prompts_max_bytes)
     except OSError as e:
@@ -148,12 +159,8 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 def cmd_watch(args: argparse.Namespace) -> int:
     settings = _settings()
-    if args.interval_ms is not None:
-        try:
-            check_interval_ms(args.interval_ms)
-        except ValueError as e:
-            _err(f"--interval-ms: {e}")
-            return 2
+    if not _valid_option("--interval-ms", args.interval_ms, check_interval_ms):
+        return 2
     lock = threading.Lock()
     emitted = [0]  # lines printed so far: tells whether a SIGHUP reload already printed its outcome
 
@@ -216,6 +223,34 @@ def _watch_loop(
     return 0
 
 
+def _cluster(settings: PromptsSettings, path: Path, status_dir: Path) -> dict[str, Any]:
+    """Every consumer of the document at ``path``: this host's, and with Redis every host's."""
+    from .sync import DocumentSet, Keys, client, parse_url, read_hosts, read_local_agent
+    from .sync.view import cluster_view
+
+    main = Path(os.path.abspath(settings.prompts_path))
+    document = DocumentSet(main).name_of(path) or os.path.basename(path)
+    hosts = None
+    error = None
+    if settings.prompts_redis_url:
+        try:
+            r = client(parse_url(settings.prompts_redis_url))
+            try:
+                hosts = read_hosts(r, Keys(settings.prompts_namespace))
+            finally:
+                r.close()
+        except redis.RedisError as e:
+            error = f"Redis unreachable: {e}"
+    return cluster_view(
+        document=document,
+        local_host=settings.prompts_host,
+        local=read_statuses(status_dir, path=path),
+        local_agent=read_local_agent(status_dir) if settings.prompts_redis_url else None,
+        hosts=hosts,
+        redis_error=error,
+    )
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings()
     path = Path(os.path.abspath(args.file or settings.prompts_path))
@@ -226,25 +261,46 @@ def cmd_status(args: argparse.Namespace) -> int:
     except (OSError, UnsafeFileError) as e:  # a FIFO, a directory, a symlink loop: say so, list the consumers
         data, disk_error = None, str(e) if isinstance(e, UnsafeFileError) else f"{path}: {e.strerror}"
     disk_sha = sha256_hex(data) if data is not None else None
-    consumers = read_statuses(status_dir, path=path)
+    view = _cluster(settings, path, status_dir)
+    for c in view["consumers"]:
+        c["in_sync"] = c["sha256"] == disk_sha
     if args.json:
-        out = {
-            "path": str(path),
-            "sha256": disk_sha,
-            "error": disk_error,
-            "consumers": [{**orjson.loads(c.to_json()), "in_sync": c.sha256 == disk_sha} for c in consumers],
-        }
+        out = {"path": str(path), "sha256": disk_sha, "error": disk_error, **view}
         sys.stdout.write(orjson.dumps(out).decode() + "\n")
-    else:
-        print(disk_error if disk_error else f"{path}: sha256={disk_sha[:12] if disk_sha else 'missing'}")
-        if not consumers:
-            print(f"  no live consumers (status directory {status_dir})")
-        for c in consumers:
-            state = "in sync" if c.sha256 == disk_sha else f"STALE on {(c.sha256 or '?')[:12]}"
-            age = time.time() - (c.loaded_at or 0)
-            line = f"  {c.service} pid={c.pid} {state} mode={c.mode} loaded {age:.0f}s ago"
-            if c.last_error:
-                line += f" last_error={c.last_error}"
+        return 0
+    print(disk_error if disk_error else f"{path}: sha256={disk_sha[:12] if disk_sha else 'missing'}")
+    if view["distributing"] is False:
+        print(f"  NOT distributing to other hosts: {view['not_distributing_reason']}")
+    several = view["distributing"] is not None
+    if not view["consumers"]:
+        print(f"  no live consumers (status directory {status_dir})")
+    for host in view["hosts"]:
+        indent = "  "
+        if several:
+            agent = host["agent"]
+            if host["connected"]:
+                state = "agent connected"
+            elif agent is not None:
+                state = "agent DISCONNECTED from Redis"
+            elif host["host"] == view["host"]:
+                state = "no sync agent runs here"
+            else:
+                state = "agent DISCONNECTED (its record expired: the agent or the host is down)"
+            if agent and agent.get("last_error"):
+                state += f" ({agent['last_error']})"
+            print(f"  host {host['host']}: {state}")
+            indent = "    "
+            for conflict in (agent or {}).get("conflicts") or []:
+                print(
+                    f"{indent}CONFLICT: edit sha256={conflict['sha256'][:12]} lost to version"
+                    f" {conflict['winner_version']} from host {conflict['winner_host']}; kept in {conflict['kept']}"
+                )
+        for c in host["consumers"]:
+            state = "in sync" if c["sha256"] == disk_sha else f"STALE on {(c['sha256'] or '?')[:12]}"
+            age = time.time() - (c["loaded_at"] or 0)
+            line = f"{indent}{c['service']} pid={c['pid']} {state} mode={c['mode']} loaded {age:.0f}s ago"
+            if c["last_error"]:
+                line += f" last_error={c['last_error']}"
             print(line)
     return 0
 
@@ -341,6 +397,17 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    from .sync.factory import SyncSettings
+    from .sync.service import run_sync
+
+    try:
+        settings = SyncSettings.load()
+    except ValidationError as e:
+        raise settings_error(e) from None
+    return run_sync(settings, Path(args.file) if args.file else None, once=args.once)
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     report = load_stack()
     problems = report.problems() if args.check else list(report.errors)
@@ -416,6 +483,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompts", metavar="PATH", help="the production prompts file (default PROMPTS_PATH)")
     p.set_defaults(func=cmd_promote)
 
+    p = sub.add_parser("sync", help="run this host's Redis agent (PROMPTS_REDIS_URL): Redis <-> local files")
+    p.add_argument("file", nargs="?", help="the prompts file (default PROMPTS_PATH)")
+    p.add_argument("--once", action="store_true", help="one reconciliation, then exit 0 (agreed) or 1")
+    p.set_defaults(func=cmd_sync)
+
     p = sub.add_parser("config", help="the effective settings of the whole stack (like nginx -T)")
     p.add_argument("--json", action="store_true", help="one object, keyed by environment variable")
     p.add_argument("--check", action="store_true", help="validate the stack; exit 1 naming every problem")
@@ -426,8 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # <N> priority prefixes when stderr is the journal (a `promptwatch watch` unit), plain lines otherwise.
-    level = logging.WARNING if args.command != "watch" or args.json else logging.INFO
-    setup_logging(level, stream=sys.stderr, service=args.service if args.command == "watch" else "promptwatch")
+    quiet = args.command not in {"watch", "sync"} or getattr(args, "json", False)
+    service = {"watch": getattr(args, "service", None), "sync": SYNC_SERVICE}.get(args.command) or "promptwatch"
+    setup_logging(logging.WARNING if quiet else logging.INFO, stream=sys.stderr, service=service)
     try:
         result: int = args.func(args)
     except KeyboardInterrupt:

@@ -48,7 +48,9 @@ CREATE INDEX IF NOT EXISTS revisions_sha ON revisions (sha256);
 
 @dataclass(frozen=True)
 class Revision:
-    """One recorded version.  ``origin``: ``api``, ``patch``, ``rollback``, ``promote`` or ``file`` (outside)."""
+    """One recorded version.  ``origin``: ``api``, ``patch``, ``rollback``, ``promote``, ``copy``, ``file``
+    (outside the panel) or ``conflict`` (an edit on some host that lost to a newer version: kept, never the
+    current one)."""
 
     id: int
     sha256: str
@@ -57,6 +59,8 @@ class Revision:
     origin: str
     message: str
     size: int
+    host: str = ""
+    """``PROMPTS_HOST`` of the host where the edit was made (empty: recorded before hosts were kept)."""
 
 
 class HistoryStore:
@@ -72,18 +76,41 @@ class HistoryStore:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(revisions)")}
+        if "host" not in columns:  # a history made before several hosts: its revisions have no host
+            self._db.execute("ALTER TABLE revisions ADD COLUMN host TEXT NOT NULL DEFAULT ''")
 
     @staticmethod
     def _revision(row: sqlite3.Row) -> Revision:
         return Revision(**{k: row[k] for k in row.keys()})
 
     def latest(self) -> Revision | None:
+        """The newest revision that was on disk (a conflict revision never was, on this host at least)."""
         with self._lock:
-            row = self._db.execute("SELECT * FROM revisions ORDER BY id DESC LIMIT 1").fetchone()
+            row = self._db.execute(
+                "SELECT * FROM revisions WHERE origin != 'conflict' ORDER BY id DESC LIMIT 1"
+            ).fetchone()
         return self._revision(row) if row else None
 
+    def add_conflict(self, data: bytes, *, host: str, message: str, created_at: float) -> Revision | None:
+        """Keep an edit that lost to a newer version on another host (origin ``conflict``), once."""
+        with self._lock:
+            seen = self._db.execute(
+                "SELECT 1 FROM revisions WHERE sha256 = ? AND origin = 'conflict'", (sha256_hex(data),)
+            ).fetchone()
+        if seen:
+            return None
+        return self.add(data, author=host, origin="conflict", message=message, created_at=created_at, host=host)
+
     def add(
-        self, data: bytes, *, author: str, origin: str, message: str = "", created_at: float | None = None
+        self,
+        data: bytes,
+        *,
+        author: str,
+        origin: str,
+        message: str = "",
+        created_at: float | None = None,
+        host: str = "",
     ) -> Revision:
         """Append a revision with ``data`` and prune beyond the retention."""
         sha = sha256_hex(data)
@@ -92,8 +119,9 @@ class HistoryStore:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("INSERT OR IGNORE INTO contents (sha256, data) VALUES (?, ?)", (sha, data))
             cur = self._db.execute(
-                "INSERT INTO revisions (sha256, created_at, author, origin, message, size) VALUES (?, ?, ?, ?, ?, ?)",
-                (sha, now, author, origin, message, len(data)),
+                "INSERT INTO revisions (sha256, created_at, author, origin, message, size, host)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (sha, now, author, origin, message, len(data), host),
             )
             rev_id = cur.lastrowid
             assert rev_id is not None
@@ -102,14 +130,16 @@ class HistoryStore:
                 (self.retention,),
             )
             self._db.execute("DELETE FROM contents WHERE sha256 NOT IN (SELECT sha256 FROM revisions)")
-        return Revision(rev_id, sha, now, author, origin, message, len(data))
+        return Revision(rev_id, sha, now, author, origin, message, len(data), host)
 
-    def add_if_changed(self, data: bytes, *, author: str, origin: str, message: str = "") -> Revision | None:
+    def add_if_changed(
+        self, data: bytes, *, author: str, origin: str, message: str = "", host: str = ""
+    ) -> Revision | None:
         """Append ``data`` unless it is already the newest revision."""
         latest = self.latest()
         if latest is not None and latest.sha256 == sha256_hex(data):
             return None
-        return self.add(data, author=author, origin=origin, message=message)
+        return self.add(data, author=author, origin=origin, message=message, host=host)
 
     def list(self, *, limit: int = 50, offset: int = 0) -> tuple[list[Revision], int]:
         """Revisions newest first, and how many there are."""

@@ -15,7 +15,18 @@ import re
 import unicodedata
 from pathlib import PurePath
 
-__all__ = ["KB_EXTENSIONS", "KB_MAX_BYTES", "KB_NEW_NAME_PATTERN", "KbNameError", "check_kb_name", "is_kb_document"]
+import orjson
+
+__all__ = [
+    "KB_EXTENSIONS",
+    "KB_MAX_BYTES",
+    "KB_NEW_NAME_PATTERN",
+    "KbContentError",
+    "KbNameError",
+    "check_kb_content",
+    "check_kb_name",
+    "is_kb_document",
+]
 
 KB_EXTENSIONS: dict[str, str] = {
     ".md": "text/markdown",
@@ -51,6 +62,10 @@ class KbNameError(ValueError):
     """The file name is unsafe or not a knowledge-base document; the message names it and why."""
 
 
+class KbContentError(ValueError):
+    """The content is not UTF-8 text of the named kind; the message names the file and why."""
+
+
 def is_kb_document(name: str) -> bool:
     """True for a directory entry a consumer loads: not hidden (temps, locks), a known extension."""
     suffix = PurePath(name).suffix.lower()
@@ -76,3 +91,20 @@ def check_kb_name(raw: str) -> str:
         allowed = ", ".join(sorted(KB_EXTENSIONS))
         raise KbNameError(f"{raw!r}: only {allowed} files are accepted")
     return name
+
+
+def check_kb_content(name: str, data: bytes) -> None:
+    """Raise :class:`KbContentError` unless ``data`` is UTF-8 text (valid JSON for ``.json``)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise KbContentError(f"{name}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
+    if "\x00" in text:
+        raise KbContentError(f"{name}: binary content (NUL byte at offset {text.index(chr(0))})")
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r\f" for c in text):
+        raise KbContentError(f"{name}: binary content (control characters)")
+    if name.lower().endswith(".json"):
+        try:
+            orjson.loads(data)
+        except orjson.JSONDecodeError as e:
+            raise KbContentError(f"{name}: not valid JSON: {e}") from None

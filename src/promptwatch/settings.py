@@ -36,6 +36,7 @@ __all__ = [
     "PANEL_SERVICE",
     "REDIS_SCHEMES",
     "RUN_ENV_FILE",
+    "SYNC_SERVICE",
     "WATCH_SERVICE",
     "PromptsSettings",
     "check_interval_ms",
@@ -51,12 +52,14 @@ PANEL_SERVICE = "adminapi"
 """The name the admin panel's own watcher reports."""
 WATCH_SERVICE = "promptwatch-watch"
 """The name ``promptwatch watch`` reports."""
+SYNC_SERVICE = "metrotech-sync"
+"""The name of the Redis agent (``promptwatch sync``) in its log lines and the systemd unit."""
 
 MIN_RELOAD_INTERVAL_MS = 10
 """The shortest poll interval: below it a poller would spin a core."""
 MAX_RELOAD_INTERVAL_MS = 3_600_000
 
-REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel")
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
 
 
 RUN_ENV_FILE = Path("var/.env")

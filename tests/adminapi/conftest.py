@@ -112,8 +112,8 @@ class Consumer:
         return self.proc.pid
 
 
-@pytest.fixture
-def consumer(status_dir: Path, prompts_file: Path) -> Iterator[Callable[[str], Consumer]]:
+@contextlib.contextmanager
+def consumers(status_dir: Path, prompts_file: Path) -> Iterator[Callable[[str], Consumer]]:
     """Start real ``promptwatch watch`` processes; each is waited for (its status published) and stopped after."""
     started: list[Consumer] = []
 
@@ -137,16 +137,24 @@ def consumer(status_dir: Path, prompts_file: Path) -> Iterator[Callable[[str], C
         assert proc.poll() is None, f"consumer {service} exited with {proc.returncode}"
         return c
 
-    yield start
-    for c in started:
-        if c.proc.poll() is None:
-            c.proc.send_signal(signal.SIGCONT)
-            c.proc.terminate()
-        try:
-            c.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            c.proc.kill()
-            c.proc.wait()
+    try:
+        yield start
+    finally:
+        for c in started:
+            if c.proc.poll() is None:
+                c.proc.send_signal(signal.SIGCONT)
+                c.proc.terminate()
+            try:
+                c.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                c.proc.kill()
+                c.proc.wait()
+
+
+@pytest.fixture
+def consumer(status_dir: Path, prompts_file: Path) -> Iterator[Callable[[str], Consumer]]:
+    with consumers(status_dir, prompts_file) as start:
+        yield start
 
 
 def free_port() -> int:
@@ -246,40 +254,8 @@ def contexts(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
 @pytest.fixture
 def panel_consumer(session_panel: Panel) -> Iterator[Callable[[str], Consumer]]:
     """Real ``promptwatch watch`` processes on the session panel's prompts; stopped after the test."""
-    started: list[Consumer] = []
-
-    def start(service: str) -> Consumer:
-        env = {**os.environ, "PROMPTS_STATUS_DIR": str(session_panel.status_dir)}
-        path = session_panel.prompts_file
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "promptwatch.cli", "watch", str(path), "--json", "--service", service],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        c = Consumer(proc, service)
-        started.append(c)
-        wait_until(
-            lambda: (
-                any(s.pid == proc.pid for s in read_statuses(session_panel.status_dir, path=path))
-                or proc.poll() is not None
-            ),
-            timeout=20,
-            message=f"consumer {service} published its status",
-        )
-        assert proc.poll() is None, f"consumer {service} exited with {proc.returncode}"
-        return c
-
-    yield start
-    for c in started:
-        if c.proc.poll() is None:
-            c.proc.send_signal(signal.SIGCONT)
-            c.proc.terminate()
-        try:
-            c.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            c.proc.kill()
-            c.proc.wait()
+    with consumers(session_panel.status_dir, session_panel.prompts_file) as start:
+        yield start
 
 
 class Panel(NamedTuple):

@@ -147,13 +147,13 @@ def test_config_json_names_values_sources_and_masks_secrets(tmp_path: Path, prom
     assert settings["PROMPTS_PATH"] == {
         "value": str(prompts_file),
         "source": ".env:2",
-        "services": ["promptwatch", "adminapi", "metrotech-bot"],
+        "services": ["promptwatch", "adminapi", "metrotech-bot", "metrotech-sync"],
     }
     assert settings["STATE_DIR"]["source"] == "environment"
     assert settings["CALLLOG_PATH"] == {
         "value": str(tmp_path / "state" / "calls.sqlite3"),
         "source": "default",
-        "services": ["promptwatch", "adminapi", "metrotech-bot"],
+        "services": ["promptwatch", "adminapi", "metrotech-bot", "metrotech-sync"],
     }
     assert settings["ARI_URL"]["services"] == ["metrotech-bot"]
     assert settings["ADMIN_TOKEN"]["value"] == settings["ARI_PASSWORD"]["value"] == "********"

@@ -17,6 +17,7 @@ from promptwatch.labels import LABEL_PATTERN, PRODUCTION
 from stasis.calllog import CallLog
 
 from ..auth import Operator, TokenSet, parse_bearer
+from ..cluster import Cluster
 from ..editor import PromptsEditor
 from ..knowledge import KbStore
 from ..label_editors import LabelEditors, NoSuchLabel
@@ -26,6 +27,7 @@ from .problems import ApiError, Code
 
 __all__ = [
     "CallLogDep",
+    "ClusterDep",
     "EditorDep",
     "KbDep",
     "LabelEditorsDep",
@@ -119,6 +121,12 @@ async def get_metrics(request: Request) -> AdminMetrics:
     return metrics
 
 
+async def get_cluster(request: Request) -> Cluster | None:
+    """The other hosts through Redis, or None without ``PROMPTS_REDIS_URL``."""
+    cluster: Cluster | None = getattr(request.app.state, "cluster", None)
+    return cluster
+
+
 SettingsDep = Annotated[AdminSettings, Depends(get_settings)]
 OperatorDep = Annotated[Operator, Depends(require_operator)]
 EditorDep = Annotated[PromptsEditor, Depends(get_editor)]
@@ -126,3 +134,4 @@ KbDep = Annotated[KbStore, Depends(get_kb)]
 LabelEditorsDep = Annotated[LabelEditors, Depends(get_label_editors)]
 CallLogDep = Annotated[CallLog, Depends(get_calllog)]
 MetricsDep = Annotated[AdminMetrics, Depends(get_metrics)]
+ClusterDep = Annotated[Cluster | None, Depends(get_cluster)]

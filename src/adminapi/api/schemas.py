@@ -44,6 +44,7 @@ class RevisionOut(BaseModel):
     origin: str
     message: str
     size: int
+    host: str = Field(default="", description="PROMPTS_HOST of the host where the edit was made")
 
     @classmethod
     def of(cls, rev: Revision) -> RevisionOut:
@@ -64,6 +65,7 @@ class ConsumerOut(BaseModel):
     started_at: float | None = Field(default=None, description="When the process started (uptime)")
     updated_at: float | None = Field(default=None, description="When it last published its status (last seen)")
     version: str = Field(default="", description="The software version it runs")
+    host: str = Field(default="", description="PROMPTS_HOST of the consumer's host")
 
     @classmethod
     def of(cls, view: ConsumerView) -> ConsumerOut:
@@ -118,6 +120,44 @@ class PanelOut(BaseModel):
     now: float = Field(description="The panel's clock, to compute uptimes and ages against")
 
 
+class ConflictOut(BaseModel):
+    """A local edit that lost to a newer version from another host; its content is kept on that host."""
+
+    name: str = Field(description="The document: prompts, prompts.<label> or kb/<file>")
+    sha256: str
+    host: str = Field(description="Where the losing edit was made")
+    base_version: int
+    winner_version: int
+    winner_sha256: str
+    winner_host: str
+    at: float
+    kept: str = Field(description="The file on that host keeping the losing edit")
+
+
+class AgentOut(BaseModel):
+    """A host's sync agent (``promptwatch sync``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    pid: int
+    connected: bool = Field(description="Connected to Redis")
+    distributing: bool = Field(description="Connected, and every document agreed with Redis")
+    redis: str = Field(description="The Redis URL, without password")
+    versions: dict[str, int]
+    last_error: str | None
+    errors: dict[str, str] = Field(description="Per document: why a version was refused or not published")
+    conflicts: list[ConflictOut]
+    started_at: float
+    updated_at: float
+
+
+class HostOut(BaseModel):
+    host: str
+    connected: bool = Field(description="False: the agent is down, its record expired, or it cannot reach Redis")
+    agent: AgentOut | None
+    consumers: list[ConsumerOut]
+
+
 class StatusOut(BaseModel):
     path: str
     sha256: str | None = Field(description="The sha256 of the file on disk; None when it is missing")
@@ -135,6 +175,13 @@ class StatusOut(BaseModel):
         default=False, description="Every live consumer runs the file on disk and no expected service is missing"
     )
     panel: PanelOut | None = None
+    host: str = Field(default="", description="This panel's host (PROMPTS_HOST)")
+    distributing: bool | None = Field(
+        default=None, description="With PROMPTS_REDIS_URL: saves here reach the other hosts; None without Redis"
+    )
+    not_distributing_reason: str | None = None
+    hosts: list[HostOut] = Field(default_factory=list, description="Every host, its agent and its consumers")
+    conflicts: list[ConflictOut] = Field(default_factory=list, description="Recent conflicts on every host")
 
 
 class HistoryList(BaseModel):

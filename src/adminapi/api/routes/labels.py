@@ -141,7 +141,7 @@ async def create_label(
         message=f"new label, a copy of {body.from_label}",
     )
     response.headers["Location"] = f"/api/prompts?label={body.label}"
-    return await single._finish(result, wait_ms, settings, metrics, "copy", response, editor.path)
+    return await single._finish(result, wait_ms, settings, metrics, "copy", response, path=editor.path)
 
 
 @router.get(
@@ -200,4 +200,4 @@ async def promote_label(
         label, from_label, if_match, labels=labels, operator_name=operator.name, origin="promote", metrics=metrics,
         create=False,
     )  # fmt: skip
-    return await single._finish(result, wait_ms, settings, metrics, "promote", response, editor.path)
+    return await single._finish(result, wait_ms, settings, metrics, "promote", response, path=editor.path)

@@ -16,10 +16,11 @@ from starlette.concurrency import run_in_threadpool
 from promptwatch import ConflictError, DocumentError, Prompts, WriteError
 from promptwatch.schema import format_loc
 
-from ...consumers import consumer_views, wait_for_consumers
+from ...cluster import Cluster
+from ...consumers import ConsumerView, consumer_views, wait_for_consumers
 from ...editor import EditorBusyError, EditorError, PromptsEditor, SaveResult
 from ...history import key_changes, unified_diff
-from ..deps import EditorDep, MetricsDep, OperatorDep, SettingsDep
+from ..deps import ClusterDep, EditorDep, MetricsDep, OperatorDep, SettingsDep
 from ..problems import AUTH_RESPONSES, ApiError, Code, ErrorItem, document_error, responses, write_error
 from ..schemas import (
     PATCH_ADAPTER,
@@ -109,24 +110,34 @@ async def _finish(
     metrics: MetricsDep,
     origin: str,
     response: Response,
+    cluster: Cluster | None = None,
     path: Path | None = None,
 ) -> SaveOut:
-    """The save's answer: the consumers of ``path`` (default: production's file) and whether they applied it."""
+    """The save's outcome: the consumers of every host (with Redis), waited for up to ``wait_ms``; the
+    consumers of ``path`` (default: production's file; another label's are this host's only)."""
     path = path if path is not None else settings.prompts_file
     metrics.saves.labels(origin).inc()
     timeout = min(wait_ms, settings.admin_wait_max_ms) / 1000
+    remote = cluster.remote_consumers if cluster is not None and path == settings.prompts_file else None
     if timeout > 0:
         waited = await wait_for_consumers(
-            settings.prompts_status_dir, path, result.sha256, since=result.written_at, timeout=timeout
-        )  # polls the status dir from the thread pool
+            settings.prompts_status_dir,
+            path,
+            result.sha256,
+            since=result.written_at,
+            timeout=timeout,
+            host=settings.prompts_host,
+            remote=remote,
+        )  # polls the status dir from the thread pool, the other hosts' records through redis.asyncio
         views, all_applied, waited_ms = waited.consumers, waited.all_applied, waited.waited_ms
         for v in views:
             if v.latency_ms is not None:
                 metrics.apply_latency.observe(v.latency_ms / 1000)
     else:
-        views = await run_in_threadpool(
-            consumer_views, settings.prompts_status_dir, path, result.sha256, result.written_at
-        )
+        local = settings.prompts_status_dir, path, result.sha256, result.written_at
+        views = await run_in_threadpool(consumer_views, *local, host=settings.prompts_host)
+        if remote is not None:
+            views += [ConsumerView.from_record(r, result.sha256, result.written_at) for r in await remote()]
         all_applied, waited_ms = all(v.in_sync for v in views), 0.0
     response.headers["ETag"] = etag(result.sha256)
     return SaveOut(
@@ -232,6 +243,7 @@ async def _save(
     operator: OperatorDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    cluster: ClusterDep,
     wait_ms: int,
     message: str,
     if_match: str | None,
@@ -245,7 +257,7 @@ async def _save(
     with _save_errors(metrics):
         result = await run_in_threadpool(_conditional, editor, if_match, write)
     assert result is not None
-    return await _finish(result, wait_ms, settings, metrics, "api", response, editor.path)
+    return await _finish(result, wait_ms, settings, metrics, "api", response, cluster, path=editor.path)
 
 
 @router.put("", summary="Replace the prompts", responses=SAVE_RESPONSES, openapi_extra=DOCUMENT_BODY)
@@ -256,6 +268,7 @@ async def put_prompts(
     operator: OperatorDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    cluster: ClusterDep,
     wait_ms: WaitMs = 0,
     message: Message = "",
     if_match: IfMatch = None,
@@ -263,7 +276,7 @@ async def put_prompts(
     """Validate and write atomically the bytes sent (they are what the size limit applies to and what the
     ETag hashes).  Nothing is written on 412, 413 or 422.  When the prompts are written but the history
     cannot be (a full state dir), the answer is 200 with ``warnings``."""
-    return await _save(request, response, editor, operator, settings, metrics, wait_ms, message, if_match)
+    return await _save(request, response, editor, operator, settings, metrics, cluster, wait_ms, message, if_match)
 
 
 @router.post("", summary="Replace the prompts (same as PUT)", responses=SAVE_RESPONSES, openapi_extra=DOCUMENT_BODY)
@@ -274,12 +287,13 @@ async def post_prompts(
     operator: OperatorDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    cluster: ClusterDep,
     wait_ms: WaitMs = 0,
     message: Message = "",
     if_match: IfMatch = None,
 ) -> SaveOut:
     """Kept for existing scripts: the same as PUT."""
-    return await _save(request, response, editor, operator, settings, metrics, wait_ms, message, if_match)
+    return await _save(request, response, editor, operator, settings, metrics, cluster, wait_ms, message, if_match)
 
 
 @router.get("/history", summary="Revisions, newest first", response_model=HistoryList)
@@ -352,6 +366,7 @@ async def rollback(
     operator: OperatorDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    cluster: ClusterDep,
     wait_ms: WaitMs = 0,
     if_match: IfMatch = None,
 ) -> SaveOut:
@@ -363,7 +378,7 @@ async def rollback(
         result = await run_in_threadpool(_conditional, editor, if_match, write)
     if result is None:
         raise ApiError(Code.NO_REVISION, f"no revision {sha!r} in the history")
-    return await _finish(result, wait_ms, settings, metrics, "rollback", response, editor.path)
+    return await _finish(result, wait_ms, settings, metrics, "rollback", response, cluster, path=editor.path)
 
 
 PATCH_BODY: dict[str, Any] = {
@@ -411,6 +426,7 @@ async def patch_prompt(
     operator: OperatorDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    cluster: ClusterDep,
     wait_ms: WaitMs = 0,
     if_match: IfMatch = None,
 ) -> SaveOut:
@@ -425,4 +441,4 @@ async def patch_prompt(
     with _save_errors(metrics):
         result = await run_in_threadpool(_conditional, editor, if_match, write)
     assert result is not None
-    return await _finish(result, wait_ms, settings, metrics, "patch", response, editor.path)
+    return await _finish(result, wait_ms, settings, metrics, "patch", response, cluster, path=editor.path)
