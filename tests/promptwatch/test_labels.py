@@ -231,3 +231,18 @@ def test_history_per_label(tmp_path: Path) -> None:
     finally:
         for store in stores.values():
             store.close()
+
+
+def test_redis_documents_follow_the_same_label_rule(tmp_path: Path) -> None:
+    from promptwatch.sync.documents import DocumentSet
+
+    prod = tmp_path / "prompts.json"
+    docs = DocumentSet(prod)
+    assert docs.name_of(prod) == document_name(PRODUCTION)
+    assert docs.name_of(tmp_path / "prompts.staging.json") == document_name("staging") == "prompts.staging"
+    for not_a_label in ("prompts.production.json", "prompts.Staging.json", f"prompts.{'x' * 33}.json"):
+        assert docs.name_of(tmp_path / not_a_label) is None, not_a_label
+    staging = docs.document("prompts.staging")
+    assert staging is not None and staging.path == label_path(prod, "staging")
+    assert docs.document("prompts.production") is None
+    assert docs.document(f"prompts.{'x' * 33}") is None

@@ -12,20 +12,19 @@ their path.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DocumentError
 from ..kbrules import KB_MAX_BYTES, KbContentError, KbNameError, check_kb_content, check_kb_name, is_kb_document
+from ..labels import PRODUCTION, document_name, is_label, label_of, label_path
 from ..schema import MAX_DOCUMENT_BYTES, parse_document
 
 __all__ = ["KB_PREFIX", "MAIN", "Document", "DocumentSet"]
 
 MAIN = "prompts"
 KB_PREFIX = "kb/"
-LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 Validate = Callable[[bytes, str], object]
 """``validate(data, source)`` raises :class:`~promptwatch.errors.DocumentError` naming ``source``."""
@@ -85,20 +84,16 @@ class DocumentSet:
             return None
         if path.name == self.main.name:
             return MAIN
-        prefix = f"{self._stem}."
-        if path.name.startswith(prefix) and path.name.endswith(".json"):
-            label = path.name[len(prefix) : -len(".json")]
-            if LABEL_RE.match(label):
-                return f"{MAIN}.{label}"
-        return None
+        label = label_of(self.main, path)  # the one naming rule of labels (promptwatch.labels)
+        return document_name(label) if label is not None and label != PRODUCTION else None
 
     def document(self, name: str) -> Document | None:
         """The local document for ``name`` (``prompts`` or ``prompts.<label>``); None for a foreign name."""
         if name == MAIN:
             return self._prompts(MAIN, self.main)
         label = name.removeprefix(f"{MAIN}.")
-        if label != name and LABEL_RE.match(label):
-            return self._prompts(name, self.directory / f"{self._stem}.{label}.json")
+        if label != name and is_label(label) and label != PRODUCTION:
+            return self._prompts(name, label_path(self.main, label))
         if name.startswith(KB_PREFIX) and self.kb_dir is not None:
             try:
                 filename = check_kb_name(name[len(KB_PREFIX) :])
