@@ -66,20 +66,6 @@ def remove_file(path: Path, *, if_match: str) -> None:
             path.unlink()
 
 
-def sync_to_disk(path: Path) -> None:
-    """fsync ``path`` and its directory (after a non-durable :func:`atomic_write`)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class _LocalFiles(Reloader[int]):
     """The core's reload loop on the config directory: every settled change asks the agent to look."""
 
@@ -400,13 +386,9 @@ class SyncAgent:
             if remote.sha256 == "":
                 remove_file(doc.path, if_match=local_sha or "")
             else:
-                # Validated by _check_remote.  Renamed into place before it is fsynced: the consumers
-                # reload at once; Redis holds the version meanwhile, and the fsync follows right after.
-                atomic_write(doc.path, remote.data, if_match=local_sha or "", durable=False)
-                try:
-                    sync_to_disk(doc.path)
-                except OSError as e:  # replaced or removed meanwhile: its next writer syncs it
-                    logger.warning("cannot fsync %s after applying version %d: %s", doc.path, remote.version, e)
+                # Validated by _check_remote; durable like every other write, so after a power loss the
+                # host's file is this version or the one before, never an empty or torn file.
+                atomic_write(doc.path, remote.data, if_match=local_sha or "")
         except ConflictError:
             return False  # edited on this host this very moment: decide again
         except PromptwatchError as e:
