@@ -138,7 +138,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # Wheels built on the host (same Python minor version and libc as Debian 12), installed offline inside.
     wheels = cache / "wheels"
     pip = [str(REPO / ".venv/bin/python"), "-m", "pip", "--disable-pip-version-check"]
-    wheel_cmd = [*pip, "wheel", "--quiet", "--wheel-dir", str(wheels), str(source), "setuptools>=68", "wheel"]
+    # Debian 12's Python is 3.11.2: redis-py needs async-timeout below 3.11.3, which the host's newer Python skips.
+    extra = ["setuptools>=68", "wheel", "async-timeout>=4.0.3"]
+    wheel_cmd = [*pip, "wheel", "--quiet", "--wheel-dir", str(wheels), str(source), *extra]
     pip_run = subprocess.run(wheel_cmd, capture_output=True, text=True, timeout=600)
     assert pip_run.returncode == 0, pip_run.stderr
     for built in wheels.glob("promptwatch-*.whl"):
