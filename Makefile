@@ -12,7 +12,7 @@ DESTDIR  ?=
 ## Redis), what `make test-systemd` adds (the container).  Installed when missing, as root; otherwise
 ## the one command to run is printed and nothing starts.
 DEB_RUN     := espeak-ng sox libsox-fmt-base
-DEB_TEST    := $(DEB_RUN) chromium redis-server redis-sentinel
+DEB_TEST    := $(DEB_RUN) chromium redis-server redis-sentinel openssl
 DEB_SYSTEMD := debootstrap systemd-container
 
 define ensure_packages

@@ -9,9 +9,7 @@ import pytest
 
 from ..helpers import make_doc
 from .cluster import SimHost
-from .redis_servers import REDIS_SERVER, RedisServer, Sentinels
-
-pytestmark = pytest.mark.skipif(not Path(REDIS_SERVER).exists(), reason="redis-server is not installed")
+from .redis_servers import RedisServer, Sentinels
 
 RedisFactory = Callable[..., RedisServer]
 

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
 from pathlib import Path
-
-import pytest
 
 from ..helpers import PROMPTWATCH, Child, make_doc, run_cli
 from .cluster import SimHost
@@ -93,7 +90,6 @@ def _certificates(directory: Path) -> tuple[Path, Path, Path]:
     return ca, cert, key
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
 def test_tls_through_a_rediss_url(redis_server: RedisFactory, tmp_path: Path) -> None:
     ca, cert, key = _certificates(tmp_path)
     port = free_port()
