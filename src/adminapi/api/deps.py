@@ -35,6 +35,7 @@ __all__ = [
     "OperatorDep",
     "SettingsDep",
     "get_settings",
+    "label_editor",
     "require_operator",
 ]
 
@@ -96,6 +97,12 @@ async def get_editor(
         return editor
     labels = await get_label_editors(request)
     create = request.method == "PUT" or (request.method == "POST" and request.url.path.rstrip("/") == "/api/prompts")
+    return await label_editor(labels, label, create=create)
+
+
+async def label_editor(labels: LabelEditors, label: str, *, create: bool = False) -> PromptsEditor:
+    """The label's editor (its first use opens its history and starts its watcher, in a worker thread);
+    404 ``no_label`` without a file (unless ``create``), 422 ``invalid_label`` for a bad name."""
     try:
         return await run_in_threadpool(labels.get, label, create=create)
     except NoSuchLabel as e:

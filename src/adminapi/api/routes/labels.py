@@ -22,8 +22,8 @@ from promptwatch.labels import LABEL_PATTERN, document_name
 from ...consumers import consumer_views
 from ...editor import PromptsEditor, SaveResult
 from ...history import key_changes, unified_diff
-from ...label_editors import LabelEditors, NoSuchLabel
-from ..deps import LabelEditorsDep, MetricsDep, OperatorDep, SettingsDep
+from ...label_editors import LabelEditors
+from ..deps import LabelEditorsDep, MetricsDep, OperatorDep, SettingsDep, label_editor
 from ..label_schemas import LabelCreate, LabelList, LabelOut
 from ..problems import AUTH_RESPONSES, ApiError, Code, responses
 from ..schemas import ConsumerOut, DiffOut, KeyChangeOut, SaveOut
@@ -37,16 +37,6 @@ router = APIRouter(prefix="/api/labels", tags=["labels"], responses={**AUTH_RESP
 Label = Annotated[
     str, PathParam(pattern=f"^{LABEL_PATTERN}$", description="A label name; `production` is PROMPTS_PATH")
 ]
-
-
-async def _editor(labels: LabelEditors, label: str, *, create: bool = False) -> PromptsEditor:
-    """The label's editor (its first use opens its history and starts its watcher, in a worker thread)."""
-    try:
-        return await run_in_threadpool(labels.get, label, create=create)
-    except NoSuchLabel as e:
-        raise ApiError(Code.NO_LABEL, str(e)) from None
-    except LabelError as e:
-        raise ApiError(Code.INVALID_LABEL, str(e)) from None
 
 
 @router.get("", summary="Every label, its version and the processes running it", response_model=LabelList)
@@ -90,8 +80,8 @@ async def _promote(
     message: str | None = None,
 ) -> tuple[PromptsEditor, SaveResult]:
     """``src``'s bytes written as ``dst`` under ``if_match`` (an ETag of ``dst``; ``""``: must not exist)."""
-    await _editor(labels, src)  # 404 for a source label without a file
-    editor = await _editor(labels, dst, create=create)
+    await label_editor(labels, src)  # 404 for a source label without a file
+    editor = await label_editor(labels, dst, create=create)
 
     def write(condition: str | None) -> SaveResult:
         return editor.promote_from(src, if_match=condition, author=operator_name, origin=origin, message=message)
@@ -157,8 +147,8 @@ async def compare_labels(
     to_label: Annotated[str, Query(alias="to", pattern=f"^{LABEL_PATTERN}$", description="e.g. staging")],
 ) -> DiffOut:
     """What promoting ``to`` onto ``from`` would change, prompt by prompt and as a unified diff."""
-    old_editor = await _editor(labels, from_label)
-    new_editor = await _editor(labels, to_label)
+    old_editor = await label_editor(labels, from_label)
+    new_editor = await label_editor(labels, to_label)
     old, new = await run_in_threadpool(old_editor.read), await run_in_threadpool(new_editor.read)
     for name, state in ((from_label, old), (to_label, new)):
         if state.data is None or state.sha256 is None:
