@@ -72,13 +72,14 @@ class Cluster:
         status_dir = self.settings.prompts_status_dir
         return read_statuses(status_dir, path=self.settings.prompts_file), read_local_agent(status_dir)
 
-    async def remote_consumers(self) -> list[dict[str, Any]]:
-        """The consumers of the main document on the other hosts; none while Redis is unreachable."""
+    async def remote_consumers(self, document: str = MAIN) -> list[dict[str, Any]]:
+        """The consumers of ``document`` (``prompts``, ``prompts.staging``…) on the other hosts; none while
+        Redis is unreachable."""
         try:
             hosts = await read_hosts_async(self.redis, self.keys)
         except redis.RedisError:
             return []
-        return [c for h in hosts if h["host"] != self.host for c in h["consumers"] if c.get("document") == MAIN]
+        return [c for h in hosts if h["host"] != self.host for c in h["consumers"] if c.get("document") == document]
 
     def origin_host(self, sha: str) -> str | None:
         """The host where the content ``sha`` was made (blocking; from a worker thread), or None."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.promptwatch.helpers import make_doc
+from promptwatch.sync.hosts import read_local_agent
+from tests.promptwatch.helpers import PROMPTWATCH, Child, make_doc
 from tests.promptwatch.sync.cluster import NAMESPACE, SimHost, wait_converged
 from tests.promptwatch.sync.redis_servers import RedisServer
 from tests.util import wait_until
@@ -147,3 +149,41 @@ def test_an_edit_that_lost_is_a_conflict_revision_in_the_panel_of_its_host(
         status = client.get("/api/status").json()
         assert [(x["host"], x["sha256"], x["winner_sha256"]) for x in status["conflicts"]] == [("b", loser, winner)]
         assert client.get("/api/prompts").headers["etag"] == f'"{winner}"'  # the conflict never became current
+
+
+def test_a_label_save_lists_the_labels_consumers_on_every_host(
+    three_hosts: tuple[RedisServer, list[SimHost]], panel_on_a: Served
+) -> None:
+    """Labels are distributed like production, and a label's save answers with its consumers on b and c."""
+    _server, hosts = three_hosts
+    with panel_on_a.client() as client:
+        created = client.put("/api/prompts?label=staging", content=make_doc("staging v1"))
+        assert created.status_code in (200, 201), created.text
+        watchers = []
+        try:
+            for h in hosts[1:]:
+                staging = h.config / "prompts.staging.json"
+                wait_until(staging.exists, timeout=15, message=f"staging distributed to {h.name}")
+                argv = [os.fspath(PROMPTWATCH), "watch", str(staging), "--json", "--service", f"staging-{h.name}"]
+                watchers.append(Child(argv, env=h.env))
+                watchers[-1].line(timeout=30)
+
+            def remote_documents() -> set[tuple[str, str]]:
+                return {
+                    (h.name, c["document"])
+                    for h in hosts[1:]
+                    for c in (read_local_agent(h.status_dir) or {}).get("consumers", [])
+                    if c["service"].startswith("staging-")
+                }
+
+            wanted = {("b", "prompts.staging"), ("c", "prompts.staging")}
+            wait_until(lambda: remote_documents() == wanted, timeout=15, message="the agents report the watchers")
+            r = client.put("/api/prompts?label=staging&wait_ms=5000", content=make_doc("staging v2"))
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["all_applied"] is True
+            assert [c for c in _consumers(body) if c[0] != "a"] == [("b", "staging-b", True), ("c", "staging-c", True)]
+            assert not any(c[1].startswith("bot-") for c in _consumers(body))  # production's consumers are not listed
+        finally:
+            for w in watchers:
+                w.stop()

@@ -17,6 +17,8 @@ import redis
 import redis.asyncio
 
 from ..atomic import atomic_write
+from ..errors import PromptwatchError
+from ..safeio import read_file
 from ..status import process_start_ticks
 from .store import Keys
 
@@ -43,12 +45,19 @@ def write_local_agent(status_dir: Path, record: dict[str, Any]) -> None:
     atomic_write(status_dir / AGENT_FILE, orjson.dumps(record), durable=False)
 
 
+AGENT_RECORD_MAX_BYTES = 4 * 1024 * 1024
+"""A bigger agent record in the status directory is not ours: it is ignored, never read whole."""
+
+
 def read_local_agent(status_dir: Path) -> dict[str, Any] | None:
     """This host's agent record, or None when no agent runs (the file is left by a dead process)."""
     try:
-        record: dict[str, Any] = orjson.loads((status_dir / AGENT_FILE).read_bytes()[: 4 * 1024 * 1024])
+        content = read_file(status_dir / AGENT_FILE, limit=AGENT_RECORD_MAX_BYTES, symlinks="never")
+        if len(content.data) > AGENT_RECORD_MAX_BYTES:
+            return None
+        record: dict[str, Any] = orjson.loads(content.data)
         pid = int(record["agent"]["pid"])
-    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+    except (PromptwatchError, OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
     ticks = process_start_ticks(pid)
     if ticks is None or (record.get("proc_start") is not None and ticks != record["proc_start"]):

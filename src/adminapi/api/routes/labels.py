@@ -23,7 +23,7 @@ from ...consumers import consumer_views
 from ...editor import PromptsEditor, SaveResult
 from ...history import key_changes, unified_diff
 from ...label_editors import LabelEditors
-from ..deps import LabelEditorsDep, MetricsDep, OperatorDep, SettingsDep, label_editor
+from ..deps import ClusterDep, LabelEditorsDep, MetricsDep, OperatorDep, SettingsDep, label_editor
 from ..label_schemas import LabelCreate, LabelList, LabelOut
 from ..problems import AUTH_RESPONSES, ApiError, Code, responses
 from ..schemas import ConsumerOut, DiffOut, KeyChangeOut, SaveOut
@@ -116,6 +116,7 @@ async def create_label(
     operator: OperatorDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    cluster: ClusterDep,
     wait_ms: WaitMs = 0,
 ) -> SaveOut:
     """Writes the source label's bytes as the new label; 409 when the label exists already."""
@@ -131,7 +132,7 @@ async def create_label(
         message=f"new label, a copy of {body.from_label}",
     )
     response.headers["Location"] = f"/api/prompts?label={body.label}"
-    return await single._finish(result, wait_ms, settings, metrics, "copy", response, path=editor.path)
+    return await single._finish(result, wait_ms, settings, metrics, "copy", response, cluster, path=editor.path)
 
 
 @router.get(
@@ -179,6 +180,7 @@ async def promote_label(
     operator: OperatorDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    cluster: ClusterDep,
     from_label: Annotated[
         str, Query(alias="from", pattern=f"^{LABEL_PATTERN}$", description="The label to promote, e.g. staging")
     ],
@@ -190,4 +192,4 @@ async def promote_label(
         label, from_label, if_match, labels=labels, operator_name=operator.name, origin="promote", metrics=metrics,
         create=False,
     )  # fmt: skip
-    return await single._finish(result, wait_ms, settings, metrics, "promote", response, path=editor.path)
+    return await single._finish(result, wait_ms, settings, metrics, "promote", response, cluster, path=editor.path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,10 +15,11 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from promptwatch import ConflictError, DocumentError, Prompts, WriteError
+from promptwatch.labels import document_name, label_of
 from promptwatch.schema import format_loc
 
 from ...cluster import Cluster
-from ...consumers import ConsumerView, consumer_views, wait_for_consumers
+from ...consumers import ConsumerView, RemoteConsumers, consumer_views, wait_for_consumers
 from ...editor import EditorBusyError, EditorError, PromptsEditor, SaveResult
 from ...history import key_changes, unified_diff
 from ..deps import ClusterDep, EditorDep, MetricsDep, OperatorDep, SettingsDep
@@ -113,12 +115,15 @@ async def _finish(
     cluster: Cluster | None = None,
     path: Path | None = None,
 ) -> SaveOut:
-    """The save's outcome: the consumers of every host (with Redis), waited for up to ``wait_ms``; the
-    consumers of ``path`` (default: production's file; another label's are this host's only)."""
+    """The save's outcome: the consumers of ``path`` (default: production's file) on every host (with Redis:
+    a label's consumers on other hosts by its document name), waited for up to ``wait_ms``."""
     path = path if path is not None else settings.prompts_file
     metrics.saves.labels(origin).inc()
     timeout = min(wait_ms, settings.admin_wait_max_ms) / 1000
-    remote = cluster.remote_consumers if cluster is not None and path == settings.prompts_file else None
+    remote: RemoteConsumers | None = None
+    label = label_of(settings.prompts_file, path)
+    if cluster is not None and label is not None:
+        remote = functools.partial(cluster.remote_consumers, document_name(label))
     if timeout > 0:
         waited = await wait_for_consumers(
             settings.prompts_status_dir,
