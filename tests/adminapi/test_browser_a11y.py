@@ -20,7 +20,7 @@ from promptwatch import (
     parse_document,
 )
 
-from .browserkit import PHONE, Panel, assert_accessible, no_horizontal_scroll, open_panel
+from .browserkit import PHONE, Panel, assert_accessible, doc, no_horizontal_scroll, open_panel
 
 pytestmark = pytest.mark.browser
 
@@ -38,6 +38,10 @@ READY = {  # what each page shows once it has loaded
 
 
 def test_every_page_on_a_phone_without_horizontal_scrolling(panel: Panel, contexts: Contexts) -> None:
+    with panel.served.client() as client:  # history rows with every action (view, changes, rollback)
+        for greeting in ("Телефон: первая", "Телефон: вторая"):
+            r = client.put("/api/prompts", json={**doc(panel.prompts_file), "greeting": greeting})
+            assert r.status_code == 200, r.text
     page = open_panel(contexts(viewport=PHONE), panel.url)
     expect(page.locator("#processes")).not_to_have_attribute("open", "")  # the sidebar is collapsed
     width = page.locator("#field-greeting").bounding_box()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import BrowserContext, expect
 
 from promptwatch.sync.hosts import read_local_agent
 from tests.promptwatch.helpers import PROMPTWATCH, Child, make_doc
@@ -15,7 +16,8 @@ from tests.promptwatch.sync.cluster import NAMESPACE, SimHost, wait_converged
 from tests.promptwatch.sync.redis_servers import RedisServer
 from tests.util import wait_until
 
-from .conftest import Served, make_settings, serve, stop
+from .browserkit import assert_accessible
+from .conftest import TOKEN, Served, make_settings, serve, stop
 
 HEARTBEAT = {"PROMPTS_SYNC_HEARTBEAT_MS": "200"}
 
@@ -187,3 +189,33 @@ def test_a_label_save_lists_the_labels_consumers_on_every_host(
         finally:
             for w in watchers:
                 w.stop()
+
+
+@pytest.mark.browser
+def test_the_status_page_groups_processes_by_host_and_shows_a_host_that_is_gone(
+    three_hosts: tuple[RedisServer, list[SimHost]], panel_on_a: Served, contexts: Callable[..., BrowserContext]
+) -> None:
+    _server, hosts = three_hosts
+    page = contexts().new_page()
+    page.goto(panel_on_a.url + "/status")
+    page.fill("#login-token", TOKEN)
+    page.click("#login-submit")
+    expect(page.locator("#login")).to_be_hidden()
+    for name in "abc":
+        section = page.locator(f"#status-host-{name}")
+        expect(section).to_have_attribute("data-connected", "true")
+        expect(section.locator(f'tr[data-service="bot-{name}"]')).to_be_visible()
+    expect(page.locator("#status-host-a")).to_contain_text("Хост a (эта панель)")
+    expect(page.locator("#status-host-a tr[data-service='adminapi']")).to_be_visible()
+    expect(page.locator("#status-not-distributing")).to_have_count(0)
+    assert_accessible(page, "status with three hosts")
+    hosts[2].kill_agent()  # host c's agent is gone: its record expires after three heartbeats
+    gone = page.locator("#status-host-c")
+    expect(gone).to_have_attribute("data-connected", "false", timeout=15_000)  # the page refreshes by itself
+    expect(gone).to_contain_text("агент не на связи")
+    assert_accessible(page, "status with a host gone")
+    with panel_on_a.client() as client:
+        r = client.put("/api/prompts", content=make_doc("from the panel on a"))
+        assert r.status_code == 200, r.text
+    page.goto(panel_on_a.url + "/history")
+    expect(page.locator("#history-table tbody tr").first).to_contain_text("(хост a)")

@@ -29,7 +29,7 @@ async function loadList() {
       el("td", {}, el("input", { type: "radio", name: "from", value: rev.sha256, "aria-label": `Сравнить от: ${label}`, checked: i === 1 })),
       el("td", {}, el("input", { type: "radio", name: "to", value: rev.sha256, "aria-label": `Сравнить до: ${label}`, checked: i === 0 })),
       el("td", { text: when(rev.created_at) }),
-      el("td", { text: rev.author }),
+      el("td", { text: rev.host ? `${rev.author} (хост ${rev.host})` : rev.author }),
       el("td", { text: ORIGINS[rev.origin] || rev.origin }),
       el("td", { text: rev.message }),
       el("td", { text: size(rev.size) }),

@@ -106,6 +106,7 @@ export const END_REASONS = {
 export const ORIGINS = {
   api: "панель", patch: "панель (один промпт)", rollback: "откат", file: "файл (вне панели)",
   promote: "продвижение метки", copy: "новая метка (копия)",
+  conflict: "конфликт (правка проиграла более новой версии)",
 };
 
 export const FIELD_LABELS = {
