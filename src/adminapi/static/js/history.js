@@ -21,6 +21,7 @@ async function loadList() {
   const body = $("#history-table tbody");
   // "Текущая" is the newest revision with the content on disk: exactly one row.
   const current = h.items.find((r) => r.sha256 === s.sha256);
+  const severalHosts = s.distributing !== null && s.distributing !== undefined;  // Redis: say where each edit was made
   body.replaceChildren(...h.items.map((rev, i) => {
     const prev = h.items[i + 1];
     const isCurrent = rev === current;
@@ -29,7 +30,7 @@ async function loadList() {
       el("td", {}, el("input", { type: "radio", name: "from", value: rev.sha256, "aria-label": `Сравнить от: ${label}`, checked: i === 1 })),
       el("td", {}, el("input", { type: "radio", name: "to", value: rev.sha256, "aria-label": `Сравнить до: ${label}`, checked: i === 0 })),
       el("td", { text: when(rev.created_at) }),
-      el("td", { text: rev.host ? `${rev.author} (хост ${rev.host})` : rev.author }),
+      el("td", { text: severalHosts && rev.host ? `${rev.author} (хост ${rev.host})` : rev.author }),
       el("td", { text: ORIGINS[rev.origin] || rev.origin }),
       el("td", { text: rev.message }),
       el("td", { text: size(rev.size) }),
