@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import pytest
+
 T = TypeVar("T")
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs root (a second uid, mknod, mount): CI and make test run as root"
+)
+"""For the tests that act as another user or mount a filesystem; everything else they need is installed."""
 
 
 def wait_until(predicate: Callable[[], T], *, timeout: float = 5.0, interval: float = 0.002, message: str = "") -> T:

@@ -22,11 +22,11 @@ from adminapi import AdminSettings
 from promptwatch import MAX_DOCUMENT_BYTES
 from promptwatch.status import ConsumerStatus, process_start_ticks
 from stasis.kb import KnowledgeBase
+from tests.util import needs_root
 
 from .conftest import TOKEN, make_settings, serve, stop
 
 NOBODY = 65534
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="acting as a second user needs root")
 
 
 def test_a_fifo_at_the_prompts_path_is_a_json_error_not_a_hang(client: httpx.Client, prompts_file: Path) -> None:

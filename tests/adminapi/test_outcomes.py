@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ import pytest
 
 from adminapi.api.problems import STATUS, Code
 from promptwatch import MAX_DOCUMENT_BYTES, sha256_hex
-from tests.util import wait_until
+from tests.util import needs_root, wait_until
 
 from .conftest import TOKEN, Served, make_settings, serve, spawn_panel, stop
 
@@ -27,8 +26,7 @@ def _mount_tmpfs(path: Path, size: str) -> None:
     path.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
                           capture_output=True, check=False)  # fmt: skip
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
+    assert done.returncode == 0, f"cannot mount a tmpfs at {path}: {done.stderr.decode().strip()}"
 
 
 def _umount(path: Path) -> None:
@@ -83,6 +81,7 @@ def _big_document(prompts_file: Path, size: int) -> bytes:
     return data
 
 
+@needs_root
 def test_a_full_state_dir_answers_success_with_a_warning_and_the_history_is_repaired(
     full_state: tuple[Served, Path], prompts_file: Path
 ) -> None:
@@ -108,6 +107,7 @@ def test_a_full_state_dir_answers_success_with_a_warning_and_the_history_is_repa
         assert r.status_code == 200 and r.content == sent
 
 
+@needs_root
 def test_the_history_is_repaired_without_a_request_once_writable(
     full_state: tuple[Served, Path], prompts_file: Path
 ) -> None:
@@ -145,6 +145,7 @@ def _litter(kb: Path) -> list[str]:
     return sorted(p.name for p in kb.iterdir() if p.name.startswith("."))
 
 
+@needs_root
 def test_kb_upload_on_a_full_disk_answers_507_json_and_leaves_no_litter(kb_on_tmpfs: tuple[Served, Path]) -> None:
     served, kb = kb_on_tmpfs
     filler = _fill(kb)
@@ -159,6 +160,7 @@ def test_kb_upload_on_a_full_disk_answers_507_json_and_leaves_no_litter(kb_on_tm
         assert _litter(kb) == []
 
 
+@needs_root
 def test_kb_upload_on_a_read_only_disk_answers_500_json(kb_on_tmpfs: tuple[Served, Path]) -> None:
     served, kb = kb_on_tmpfs
     subprocess.run(["mount", "-o", "remount,ro", str(kb)], check=True, capture_output=True)
@@ -174,10 +176,9 @@ def test_kb_upload_on_a_read_only_disk_answers_500_json(kb_on_tmpfs: tuple[Serve
     assert _litter(kb) == []
 
 
+@needs_root
 def test_kb_upload_without_permission_answers_500_json(config_dir: Path, status_dir: Path, tmp_path: Path) -> None:
     """A real EACCES: the panel runs as root without CAP_DAC_OVERRIDE, the knowledge-base dir is 0555."""
-    if shutil.which("setpriv") is None or os.geteuid() != 0:
-        pytest.skip("needs root and setpriv (util-linux)")
     kb = config_dir / "kb"
     kb.chmod(0o555)
     drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]

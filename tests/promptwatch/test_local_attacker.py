@@ -29,12 +29,12 @@ from promptwatch import (
     write_document,
 )
 from promptwatch.status import ConsumerStatus, default_status_dir, process_start_ticks, write_status
-from tests.util import wait_until
+from tests.util import needs_root, wait_until
 
 from .conftest import ProcessFactory
 from .helpers import PROMPTWATCH, make_doc, run_cli
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="acting as a second user needs root")
+pytestmark = needs_root
 
 NOBODY = 65534
 SECRET = b"root-only secret\n"

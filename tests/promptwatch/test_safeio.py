@@ -30,7 +30,7 @@ from promptwatch import (
 )
 from promptwatch.atomic import read_bytes
 from promptwatch.schema import MAX_DOCUMENT_BYTES, parse_document
-from tests.util import wait_until
+from tests.util import needs_root, wait_until
 
 from .helpers import POLL_INTERVAL, PROMPTWATCH, greeting_of, make_doc, run_cli
 
@@ -77,10 +77,13 @@ def make_loop(path: Path) -> Path:
 
 
 def make_char_device(path: Path) -> Path:
-    if os.geteuid() != 0:
-        pytest.skip("mknod of a character device needs root")
     os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 5))  # the same device as /dev/zero
     return path
+
+
+def kinds(*names: str) -> list[object]:
+    """``names`` as parameters; making a character device needs root (mknod)."""
+    return [pytest.param(n, marks=needs_root) if n == "char device" else n for n in names]
 
 
 SPECIAL: dict[str, tuple[Callable[[Path], object], str]] = {
@@ -91,7 +94,7 @@ SPECIAL: dict[str, tuple[Callable[[Path], object], str]] = {
 }
 
 
-@pytest.mark.parametrize("kind", sorted(SPECIAL))
+@pytest.mark.parametrize("kind", kinds(*sorted(SPECIAL)))
 def test_a_special_file_is_refused_at_once_naming_path_and_kind(tmp_path: Path, kind: str) -> None:
     make, message = SPECIAL[kind]
     path = tmp_path / "prompts.json"
@@ -179,7 +182,7 @@ def test_never_means_no_symlink_at_all(tmp_path: Path) -> None:
     assert read_file(tmp_path / "real.md", limit=100, symlinks="never").data == b"x"
 
 
-@pytest.mark.parametrize("kind", ["fifo", "char device"])
+@pytest.mark.parametrize("kind", kinds("fifo", "char device"))
 def test_a_write_does_not_replace_a_special_file(tmp_path: Path, kind: str) -> None:
     path = tmp_path / "prompts.json"
     SPECIAL[kind][0](path)
