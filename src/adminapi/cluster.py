@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import orjson
@@ -18,6 +19,7 @@ import redis.asyncio
 from starlette.concurrency import run_in_threadpool
 
 from promptwatch import read_statuses
+from promptwatch.labels import document_name, label_of
 from promptwatch.sync import MAIN, Keys, SyncStore, async_client, client, parse_url, read_hosts_async, read_local_agent
 from promptwatch.sync.view import ClusterView, cluster_view
 
@@ -48,8 +50,12 @@ class Cluster:
         self.redis: redis.asyncio.Redis = async_client(target)
         self._store = SyncStore(client(target), settings.prompts_namespace)
 
-    async def state(self) -> ClusterState:
-        """Every host (this one from its status directory), the not-distributing reason, recent conflicts."""
+    async def state(self, path: Path | None = None) -> ClusterState:
+        """Every host (this one from its status directory), the not-distributing reason, recent conflicts;
+        the consumers are those of the prompts at ``path`` (a label's file; default production's)."""
+        path = path if path is not None else self.settings.prompts_file
+        label = label_of(self.settings.prompts_file, path)
+        document = document_name(label) if label is not None else MAIN
         hosts = None
         error = None
         conflicts: list[dict[str, Any]] = []
@@ -62,15 +68,15 @@ class Cluster:
                 conflicts.append(record)
         except redis.RedisError as e:
             error = f"Redis unreachable: {e}"
-        local, agent = await run_in_threadpool(self._local)
+        local, agent = await run_in_threadpool(self._local, path)
         view = cluster_view(
-            document=MAIN, local_host=self.host, local=local, local_agent=agent, hosts=hosts, redis_error=error
+            document=document, local_host=self.host, local=local, local_agent=agent, hosts=hosts, redis_error=error
         )
         return ClusterState(view, conflicts)
 
-    def _local(self) -> tuple[list[Any], dict[str, Any] | None]:
+    def _local(self, path: Path) -> tuple[list[Any], dict[str, Any] | None]:
         status_dir = self.settings.prompts_status_dir
-        return read_statuses(status_dir, path=self.settings.prompts_file), read_local_agent(status_dir)
+        return read_statuses(status_dir, path=path), read_local_agent(status_dir)
 
     async def remote_consumers(self, document: str = MAIN) -> list[dict[str, Any]]:
         """The consumers of ``document`` (``prompts``, ``prompts.staging``…) on the other hosts; none while

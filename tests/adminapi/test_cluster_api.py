@@ -186,6 +186,12 @@ def test_a_label_save_lists_the_labels_consumers_on_every_host(
             assert body["all_applied"] is True
             assert [c for c in _consumers(body) if c[0] != "a"] == [("b", "staging-b", True), ("c", "staging-c", True)]
             assert not any(c[1].startswith("bot-") for c in _consumers(body))  # production's consumers are not listed
+            status = client.get("/api/status?label=staging").json()  # the label's processes, on every host
+            assert [c for c in _consumers(status) if c[0] != "a"] == [
+                ("b", "staging-b", True),
+                ("c", "staging-c", True),
+            ]
+            assert [h["host"] for h in status["hosts"]] == ["a", "b", "c"]
         finally:
             for w in watchers:
                 w.stop()

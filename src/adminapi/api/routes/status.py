@@ -81,5 +81,5 @@ async def get_status(
     request: Request, editor: EditorDep, settings: SettingsDep, cluster: ClusterDep, _operator: OperatorDep
 ) -> StatusOut:
     started_at: float = getattr(request.app.state, "started_at", time.time())
-    found = await cluster.state() if cluster is not None else None
+    found = await cluster.state(editor.path) if cluster is not None else None
     return await run_in_threadpool(build_status, editor, settings, started_at, found)
