@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,3 +37,14 @@ def status_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     path.mkdir()
     monkeypatch.setenv("PROMPTS_STATUS_DIR", str(path))
     yield path
+
+
+@pytest.fixture
+def world() -> Iterator[Path]:
+    """A directory both root and the attacker (tests/attacker.py) can reach: pytest's temp dirs are root's only."""
+    path = Path(tempfile.mkdtemp(prefix="pw-attack-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)

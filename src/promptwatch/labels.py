@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import read_content
 from .errors import LabelError, UnsafeFileError
-from .safeio import read_file
 from .schema import MAX_DOCUMENT_BYTES, sha256_hex
 
 __all__ = [
@@ -115,15 +115,15 @@ class LabelFile:
 def read_label(path: Path, *, limit: int = MAX_DOCUMENT_BYTES) -> tuple[bytes, float] | None:
     """The bytes (at most ``limit + 1``) and mtime of a label file; None when it does not exist.
 
-    Read with :func:`promptwatch.safeio.read_file`: only a regular file (a FIFO or device planted
+    Read with :func:`promptwatch.atomic.read_content` (the safe reader): only a regular file (a FIFO or device planted
     under a label's name is refused with :class:`~promptwatch.errors.NotRegularFileError`, never
     opened for a blocking read), symlinks only within the directory, as for a ConfigMap mount.
     """
     try:
-        content = read_file(path, limit=limit)
-    except (FileNotFoundError, NotADirectoryError):
+        content = read_content(path, limit=limit)
+    except NotADirectoryError:
         return None
-    return content.data, content.stat.st_mtime
+    return (content.data, content.stat.st_mtime) if content is not None else None
 
 
 def list_labels(prompts_path: Path, *, limit: int = MAX_DOCUMENT_BYTES) -> list[LabelFile]:

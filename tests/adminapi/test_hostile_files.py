@@ -8,25 +8,19 @@ outside the directories, and no forged consumer shows or makes a save wait.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from adminapi import AdminSettings
 from promptwatch import MAX_DOCUMENT_BYTES
 from promptwatch.status import ConsumerStatus, process_start_ticks
 from stasis.kb import KnowledgeBase
+from tests.attacker import NOBODY, as_nobody
 from tests.util import needs_root
 
 from .conftest import TOKEN, make_settings, serve, stop
-
-NOBODY = 65534
 
 
 def test_a_fifo_at_the_prompts_path_is_a_json_error_not_a_hang(client: httpx.Client, prompts_file: Path) -> None:
@@ -70,21 +64,6 @@ def test_special_files_in_the_knowledge_base(client: httpx.Client, config_dir: P
         r = client.get(f"/api/kb/{name}", timeout=5)
         assert r.status_code == 409, r.text
         assert r.json()["detail"].startswith(f"{kb / name}: {reason}")
-
-
-@pytest.fixture
-def world() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="pw-attack-", dir="/tmp"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path)
-
-
-def as_nobody(*argv: str | os.PathLike[str], stdin: bytes | None = None) -> None:
-    cmd = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *map(os.fspath, argv)]
-    subprocess.run(cmd, input=stdin, capture_output=True, check=True, timeout=30)
 
 
 @needs_root

@@ -8,12 +8,10 @@ a directory root owns and a group (here nobody's group) may write to.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -29,6 +27,7 @@ from promptwatch import (
     write_document,
 )
 from promptwatch.status import ConsumerStatus, default_status_dir, process_start_ticks, write_status
+from tests.attacker import NOBODY, as_nobody
 from tests.util import needs_root, wait_until
 
 from .conftest import ProcessFactory
@@ -36,26 +35,7 @@ from .helpers import PROMPTWATCH, make_doc, run_cli
 
 pytestmark = needs_root
 
-NOBODY = 65534
 SECRET = b"root-only secret\n"
-
-
-def as_nobody(*argv: str | os.PathLike[str]) -> None:
-    """Run ``argv`` as uid/gid 65534 with no other groups (the attacker)."""
-    cmd = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *map(os.fspath, argv)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-    assert result.returncode == 0, f"{cmd}: {result.stderr}"
-
-
-@pytest.fixture
-def world() -> Iterator[Path]:
-    """A directory both users can reach (pytest's own temp dirs are private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="pw-attack-", dir="/tmp"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path)
 
 
 @pytest.fixture
