@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from starlette.concurrency import run_in_threadpool
 
-__all__ = ["Event", "EventHub", "HubClosed", "TicketBook", "TooManyTickets"]
+__all__ = ["Event", "EventHub", "EventHubs", "HubClosed", "TicketBook", "TooManyTickets"]
 
 Topics = dict[str, dict[str, Any]]
 """The state the browser mirrors, by event name (``prompts``, ``consumers``)."""
@@ -176,3 +176,30 @@ class EventHub:
             assert self._wake is not None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.period)
+
+
+class EventHubs:
+    """One :class:`EventHub` per prompts label, made on its first subscriber; closed together."""
+
+    def __init__(self, make: Callable[[str], EventHub]) -> None:
+        self._make = make
+        self._hubs: dict[str, EventHub] = {}
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def get(self, label: str) -> EventHub:
+        hub = self._hubs.get(label)
+        if hub is None:
+            hub = self._hubs[label] = self._make(label)
+            if self._closed:
+                hub.close()
+        return hub
+
+    def close(self) -> None:
+        """End every stream of every label (the server starts to stop)."""
+        self._closed = True
+        for hub in self._hubs.values():
+            hub.close()

@@ -16,7 +16,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from promptwatch import Prompts, PromptwatchError, StartupError
+from promptwatch.labels import PRODUCTION
 from promptwatch.logs import setup_logging
 from promptwatch.settings import settings_error
 from promptwatch.sync import RedisUrlError
@@ -45,7 +46,7 @@ from .auth import load_tokens
 from .cluster import Cluster
 from .consumers import consumer_views, missing_services
 from .editor import PromptsEditor
-from .events import EventHub, TicketBook
+from .events import EventHub, EventHubs, TicketBook
 from .history import HistoryStore
 from .knowledge import KbStore
 from .label_editors import LabelEditors
@@ -76,6 +77,18 @@ UI_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+
+
+def _editor_of(app: FastAPI, label: str) -> Callable[[], PromptsEditor | None]:
+    """The editor of ``label`` once the app runs (for the event stream's probe, in a worker thread)."""
+    if label == PRODUCTION:
+        return lambda: getattr(app.state, "editor", None)
+
+    def label_editor() -> PromptsEditor | None:
+        labels: LabelEditors | None = getattr(app.state, "labels", None)
+        return labels.get(label) if labels is not None else None
+
+    return label_editor
 
 
 def status_line(app: FastAPI) -> str:
@@ -202,7 +215,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.tickets = TicketBook()
-    app.state.events = EventHub(make_probe(lambda: getattr(app.state, "editor", None), settings))
+    app.state.events = EventHubs(lambda label: EventHub(make_probe(_editor_of(app, label), settings, label)))
     app.state.tokens = load_tokens(settings)
     app.state.metrics = AdminMetrics(lambda: _consumer_counts(app))
     app.state.editor = None
@@ -274,9 +287,9 @@ class PanelServer(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         notify("STOPPING=1")
-        hub = getattr(getattr(self.config.app, "state", None), "events", None)
-        if isinstance(hub, EventHub):
-            hub.close()
+        hubs = getattr(getattr(self.config.app, "state", None), "events", None)
+        if isinstance(hubs, EventHubs):
+            hubs.close()
         await super().shutdown(sockets)
 
     @contextlib.contextmanager

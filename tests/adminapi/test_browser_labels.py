@@ -3,6 +3,7 @@ its diff and a confirmation (and a 412 when the target changed meanwhile), and t
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from promptwatch import sha256_hex
 from stasis.calllog import CallLog, Turn
 
 from .browserkit import assert_accessible, matching, open_panel, save_with_review
-from .conftest import Consumer, Served
+from .conftest import Consumer, Served, consumers
 
 pytestmark = pytest.mark.browser
 
@@ -66,6 +67,30 @@ def test_switcher_and_a_new_label_as_a_copy(page: Page, prompts_file: Path) -> N
     expect(page.locator("#field-greeting")).to_have_value(matching("Метротех"))
     expect(page.locator("#label-select")).to_have_value("production")
     assert_accessible(page, "prompts with the label switcher")
+
+
+def test_the_page_follows_the_label_it_edits_live(page: Page, prompts_file: Path, status_dir: Path) -> None:
+    """The live stream follows the label open in the editor: a hand edit of prompts.staging.json arrives,
+    a hand edit of production does not disturb it, and the badges show staging's processes."""
+    staging = prompts_file.with_name("prompts.staging.json")
+    staging.write_bytes(prompts_file.read_bytes())
+    page.reload()
+    expect(page.locator("#label-select")).to_contain_text("staging")
+    page.select_option("#label-select", "staging")
+    expect(page.locator("#label-select")).to_have_value("staging")
+    subprocess.run(["sed", "-i", "s/Чем могу помочь?/Это staging./", str(staging)], check=True)
+    expect(page.locator("#field-greeting")).to_have_value(matching("Это staging."))
+    expect(page.locator("#live-note")).to_contain_text("изменено вручную на диске")
+    subprocess.run(["sed", "-i", "s/Чем могу помочь?/Это production./", str(prompts_file)], check=True)
+    expect(page.locator("#live-banner")).to_be_hidden()
+    expect(page.locator("#field-greeting")).to_have_value(matching("Это staging."))
+    with consumers(status_dir, staging) as start:
+        watcher = start("staging-watch")
+        expect(page.locator(f'#consumer-badges [data-pid="{watcher.pid}"]')).to_be_visible()
+        page.select_option("#label-select", "production")
+        expect(page.locator("#field-greeting")).to_have_value(matching("Это production."))
+        expect(page.locator(f'#consumer-badges [data-pid="{watcher.pid}"]')).to_have_count(0)
+        assert_accessible(page, "following a label live")
 
 
 def test_promote_shows_the_diff_asks_for_confirmation_and_refuses_a_concurrent_change(

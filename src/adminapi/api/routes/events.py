@@ -15,13 +15,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from promptwatch.labels import LABEL_PATTERN, PRODUCTION
 from promptwatch.status import software_version
 
 from ...consumers import consumer_views
 from ...editor import PromptsEditor
-from ...events import Event, EventHub, TicketBook, TooManyTickets, Topics
+from ...events import Event, EventHub, EventHubs, TicketBook, TooManyTickets, Topics
+from ...label_editors import NoSuchLabel
 from ...settings import AdminSettings
-from ..deps import OperatorDep
+from ..deps import OperatorDep, get_label_editors, label_editor
 from ..problems import AUTH_RESPONSES, ApiError, Code, responses
 from ..schemas import ConsumerOut
 
@@ -43,25 +45,30 @@ class WhoAmI(BaseModel):
     version: str
 
 
-def make_probe(get_editor: Any, settings: AdminSettings) -> Any:
-    """The state the browser mirrors: the version on disk (with who made it) and every consumer."""
+def make_probe(get_editor: Any, settings: AdminSettings, label: str = PRODUCTION) -> Any:
+    """The state the browser mirrors for ``label``: its version on disk (with who made it) and its consumers."""
 
     def probe() -> Topics:
-        editor: PromptsEditor | None = get_editor()
+        try:
+            editor: PromptsEditor | None = get_editor()
+        except NoSuchLabel:  # the label's file went away
+            return {}
         if editor is None:
             return {}
         state = editor.read()
         latest = editor.history.latest()
         known = latest is not None and latest.sha256 == state.sha256
         prompts = {
+            "label": label,
             "sha256": state.sha256,
             "valid": state.prompts is not None,
             "error": state.error,
             "author": latest.author if known and latest else None,
             "origin": latest.origin if known and latest else None,
         }
-        views = consumer_views(settings.prompts_status_dir, settings.prompts_file, state.sha256)
+        views = consumer_views(settings.prompts_status_dir, editor.path, state.sha256)
         consumers = {
+            "label": label,
             "sha256": state.sha256,
             "consumers": [ConsumerOut.of(v).model_dump(mode="json") for v in views],
         }
@@ -119,12 +126,19 @@ async def _stream(hub: EventHub, first: list[Event]) -> AsyncIterator[bytes]:
     },
 )
 async def events(
-    request: Request, ticket: Annotated[str, Query(max_length=100, description="From POST /api/events/ticket")]
+    request: Request,
+    ticket: Annotated[str, Query(max_length=100, description="From POST /api/events/ticket")],
+    label: Annotated[
+        str, Query(pattern=f"^{LABEL_PATTERN}$", description="Whose changes: a prompts label (default production)")
+    ] = PRODUCTION,
 ) -> StreamingResponse:
     book: TicketBook = request.app.state.tickets
     if book.redeem(ticket) is None:
         raise ApiError(Code.TICKET_INVALID, "the ticket is unknown, used or expired: ask POST /api/events/ticket")
-    hub: EventHub = request.app.state.events
+    if label != PRODUCTION:
+        await label_editor(await get_label_editors(request), label)  # 404 for a label without a file
+    hubs: EventHubs = request.app.state.events
+    hub = hubs.get(label)
     if hub.closed:
         raise ApiError(Code.NOT_READY, "the panel is stopping")
     if hub.subscribers >= hub.max_subscribers:

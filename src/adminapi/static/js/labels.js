@@ -79,9 +79,8 @@ class LabelsUi {
     if (!names.includes(current)) names.push(current); // a label being created, or whose file went away
     this.select.replaceChildren(...names.map((n) => el("option", { value: n, selected: n === current }, n)));
     const info = this.labels.find((l) => l.label === current);
-    const note = current === PRODUCTION ? "" : " (список процессов справа — для production)";
     this.say("#label-info", info
-      ? `${info.file} · ${short(info.sha256)} · процессов на этой версии: ${info.in_sync} из ${info.in_sync + info.out_of_sync}${note}`
+      ? `${info.file} · ${short(info.sha256)} · процессов на этой версии: ${info.in_sync} из ${info.in_sync + info.out_of_sync}`
       : "");  // prettier-ignore
   }
 

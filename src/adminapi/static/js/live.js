@@ -9,6 +9,7 @@ let source = null;
 let timer = null;
 let delay = 250;
 let stopped = true;
+let label = "production";  // the stream follows the label the editor works on
 export const live = { state: "offline", prompts: null, consumers: null };
 
 export function on(name, fn) { handlers[name].push(fn); }
@@ -36,12 +37,14 @@ async function connect() {
     return;
   }
   if (stopped) return;
-  const es = new EventSource(`/api/events?ticket=${encodeURIComponent(ticket.ticket)}`);
+  const query = `ticket=${encodeURIComponent(ticket.ticket)}&label=${encodeURIComponent(label)}`;
+  const es = new EventSource(`/api/events?${query}`);
   source = es;
   es.addEventListener("open", () => { delay = 250; setState("online"); });
   for (const name of ["prompts", "consumers"]) {
     es.addEventListener(name, (m) => {
       const data = JSON.parse(m.data);
+      if (source !== es || (data.label && data.label !== label)) return;  // a stream of the label left behind
       live[name] = data;
       for (const fn of handlers[name]) fn(data);
     });
@@ -57,6 +60,20 @@ async function connect() {
 export function start() {
   if (!stopped) return;
   stopped = false;
+  delay = 250;
+  connect();
+}
+
+/** Follow `next` (a label; "production" is the prompts file): the stream is reopened for it. */
+export function setLabel(next) {
+  if (next === label) return;
+  label = next;
+  live.prompts = live.consumers = null;
+  if (stopped) return;
+  clearTimeout(timer);
+  timer = null;
+  if (source) source.close();
+  source = null;
   delay = 250;
   connect();
 }

@@ -30,6 +30,7 @@ async function setLabel(label) {
   if (!(await editor.confirmLoss(`Перейти к метке ${label}?`))) return false;
   editor.state.label = next;
   historyPage.state.label = next;
+  live.setLabel(label);
   await editor.load();
   return true;
 }
